@@ -1,0 +1,1 @@
+"""On-disk dataset format, image readers, the input pipeline and the tool."""

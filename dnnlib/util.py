@@ -1,0 +1,182 @@
+"""Framework-free helpers: errors, logging, atomic files, run dirs, progress."""
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import time
+
+
+class UserError(Exception):
+    """A problem with the user's input; CLIs print it as one line and exit 2."""
+
+
+def run_cli(main, argv=None):
+    """Call `main(argv)`, turning a UserError into one stderr line + exit 2."""
+    try:
+        return main(argv)
+    except UserError as e:
+        prog = os.path.basename(sys.argv[0]) or "msg-stylegan"
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def format_time(seconds):
+    """Readable duration like NVIDIA's tick lines: `12s`, `3m 04s`, `1h 02m`."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {(s // 60) % 60:02d}m"
+    return f"{s // 86400}d {(s // 3600) % 24:02d}h"
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Write to a temporary file beside `path`, renamed over it when complete.
+
+    An interrupted write leaves no file that looks complete.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
+    )
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def next_run_dir(outdir, desc):
+    """Create `<outdir>/<NNNNN>-<desc>` with the next free run number."""
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create outdir '{outdir}': {e.strerror}")
+    if not os.access(outdir, os.W_OK):
+        raise UserError(f"outdir '{outdir}' is not writable")
+    ids = []
+    for entry in os.listdir(outdir):
+        m = re.match(r"^(\d+)-", entry)
+        if m and os.path.isdir(os.path.join(outdir, entry)):
+            ids.append(int(m.group(1)))
+    run_id = max(ids, default=-1) + 1
+    while True:
+        path = os.path.join(outdir, f"{run_id:05d}-{desc}")
+        try:
+            os.makedirs(path)
+            return path
+        except FileExistsError:
+            run_id += 1
+
+
+def parse_range(text):
+    """Parse `0-7,12` into [0, 1, ..., 7, 12]; bad text is a UserError."""
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise UserError(
+                f"bad range '{text}': use numbers and ranges like 0-7,12"
+            )
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UserError(f"bad range '{part}': end is before start")
+        values.extend(range(lo, hi + 1))
+    return values
+
+
+class Logger:
+    """Tee stdout and stderr into a log file while active."""
+
+    def __init__(self, path, mode="a"):
+        self.file = open(path, mode, buffering=1)
+        self.stdout, self.stderr = sys.stdout, sys.stderr
+        sys.stdout = _Tee(self.stdout, self.file)
+        sys.stderr = _Tee(self.stderr, self.file)
+
+    def close(self):
+        if self.file is None:
+            return
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        self.file.close()
+        self.file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Tee:
+    def __init__(self, stream, file):
+        self.stream, self.file = stream, file
+
+    def write(self, text):
+        self.stream.write(text)
+        # Progress bars redraw with '\r'; keep only finished lines in the log.
+        if "\r" not in text:
+            self.file.write(text)
+
+    def flush(self):
+        self.stream.flush()
+        self.file.flush()
+
+    def isatty(self):
+        return self.stream.isatty()
+
+
+class Progress:
+    """A progress bar with rate and ETA on a TTY, periodic lines otherwise."""
+
+    def __init__(self, total, desc="", unit="img", every=10.0, file=None):
+        self.total, self.desc, self.unit = total, desc, unit
+        self.every = every
+        self.file = file or sys.stderr
+        self.done = 0
+        self.start = self.last = time.time()
+        self.tty = hasattr(self.file, "isatty") and self.file.isatty()
+
+    def update(self, n=1):
+        self.done += n
+        now = time.time()
+        if self.tty or now - self.last >= self.every or self.finished:
+            self.last = now
+            self._draw(now)
+
+    @property
+    def finished(self):
+        return self.total is not None and self.done >= self.total
+
+    def _draw(self, now):
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done / elapsed
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            eta = (self.total - self.done) / rate if rate > 0 else 0.0
+            bar = "#" * int(frac * 24)
+            text = (
+                f"{self.desc} [{bar:<24}] {self.done}/{self.total} "
+                f"{rate:.1f} {self.unit}/s ETA {format_time(eta)}"
+            )
+        else:
+            text = f"{self.desc} {self.done} {rate:.1f} {self.unit}/s"
+        end = "\r" if self.tty and not self.finished else "\n"
+        print(text, end=end, file=self.file, flush=True)
+
+    def close(self):
+        if self.tty and not self.finished:
+            print(file=self.file)

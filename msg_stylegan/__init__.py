@@ -1,0 +1,1 @@
+"""MSG-StyleGAN networks and layers (keras.layers / keras.ops only)."""

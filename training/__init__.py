@@ -1,0 +1,1 @@
+"""Losses, training steps, the training loop and snapshots."""
