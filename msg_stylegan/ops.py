@@ -1,0 +1,95 @@
+"""Pure tensor functions on NHWC images, written with keras.ops only."""
+
+import numpy as np
+from keras import ops
+
+
+def lrelu(x, alpha=0.2):
+    return ops.leaky_relu(x, negative_slope=alpha)
+
+
+def pixel_norm(x, axis=-1, epsilon=1e-8):
+    """Normalise each feature vector to unit RMS (the mapping input)."""
+    return x * ops.rsqrt(
+        ops.mean(ops.square(x), axis=axis, keepdims=True) + epsilon
+    )
+
+
+def instance_norm(x, epsilon=1e-8):
+    """Zero mean, unit RMS per sample and channel over H, W (AdaIN)."""
+    x = x - ops.mean(x, axis=(1, 2), keepdims=True)
+    return x * ops.rsqrt(
+        ops.mean(ops.square(x), axis=(1, 2), keepdims=True) + epsilon
+    )
+
+
+def blur_kernel(f=(1, 2, 1), channels=1, dtype="float32"):
+    """The normalised separable low-pass filter as a depthwise kernel."""
+    f = np.asarray(f, dtype=np.float64)
+    k = np.outer(f, f)
+    k /= k.sum()
+    k = np.tile(k[:, :, None, None], (1, 1, channels, 1))  # [kh, kw, C, 1]
+    return ops.convert_to_tensor(k.astype(dtype))
+
+
+def blur2d(x, f=(1, 2, 1)):
+    """Low-pass filter each channel with the separable [1,2,1] kernel."""
+    kernel = ops.cast(blur_kernel(f, x.shape[-1]), x.dtype)
+    return ops.depthwise_conv(x, kernel, strides=1, padding="same")
+
+
+def upsample2d(x, factor=2):
+    """Nearest-neighbour upsampling by an integer factor."""
+    if factor == 1:
+        return x
+    x = ops.repeat(x, factor, axis=1)
+    return ops.repeat(x, factor, axis=2)
+
+
+def downsample2d(x, factor=2):
+    """Box (average) downsampling by an integer factor."""
+    if factor == 1:
+        return x
+    _, h, w, c = x.shape
+    x = ops.reshape(x, (-1, h // factor, factor, w // factor, factor, c))
+    return ops.mean(x, axis=(2, 4))  # [NHWC] mean over each factor^2 box
+
+
+def image_pyramid(img, num_levels):
+    """The list of box-downsampled copies of `img`, coarse to fine.
+
+    Built from the full-resolution tensor, so gradients taken with respect
+    to it are total derivatives through every lower level (multi-scale R1).
+    """
+    imgs = [img]
+    for _ in range(num_levels - 1):
+        imgs.insert(0, downsample2d(imgs[0]))
+    return imgs
+
+
+def minibatch_stddev(x, group_size=4, num_new_features=1):
+    """Append the mean per-group feature stddev as new feature maps.
+
+    As StyleGAN: the batch is split into groups of `group_size` (or the whole
+    batch when smaller); sample i belongs to group i % (N / group_size).
+    """
+    n, h, w, c = x.shape
+    if n is None:
+        raise ValueError("minibatch_stddev needs a static batch size")
+    g = min(group_size, n)
+    if n % g:
+        raise ValueError(
+            f"minibatch_stddev: batch {n} is not divisible by the group "
+            f"size {g}"
+        )
+    f = num_new_features
+    dtype = x.dtype
+    y = ops.cast(x, "float32")
+    y = ops.reshape(y, (g, -1, h, w, f, c // f))  # [GMHWFc] split into groups
+    y = y - ops.mean(y, axis=0, keepdims=True)  # [GMHWFc] subtract group mean
+    y = ops.mean(ops.square(y), axis=0)  # [MHWFc] variance over the group
+    y = ops.sqrt(y + 1e-8)  # [MHWFc] stddev
+    y = ops.mean(y, axis=(1, 2, 4))  # [MF] average over pixels and channels
+    y = ops.reshape(y, (-1, 1, 1, f))  # [M11F]
+    y = ops.tile(y, (g, h, w, 1))  # [NHWF] replicate over group and pixels
+    return ops.concatenate([x, ops.cast(y, dtype)], axis=-1)

@@ -1,0 +1,50 @@
+"""Shared test helpers: tiny configs, shared data paths, layer checks."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import config as config_lib
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(*parts):
+    """Path into ../shared/data, skipping the test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path}")
+    return path
+
+
+def tiny_config(res=32, **changes):
+    """A CPU-sized config: small channels, short mapping, batch 8."""
+    base = replace(
+        config_lib.BASE,
+        name="test",
+        img_resolution=res,
+        z_dim=16,
+        w_dim=16,
+        mapping_layers=2,
+        channel_base=128,
+        channel_max=16,
+        batch=8,
+    )
+    return replace(base, **changes)
+
+
+def check_layer(layer, inputs, expected_shape, expected_trainable=None):
+    """Eager call, compiled-style call, config round trip for one layer.
+
+    Returns the eager output so the caller can check values.
+    """
+    out = layer(*inputs) if isinstance(inputs, tuple) else layer(inputs)
+    assert tuple(out.shape) == tuple(expected_shape)
+    if expected_trainable is not None:
+        n = int(sum(np.prod(v.shape) for v in layer.trainable_variables))
+        assert n == expected_trainable
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    return out

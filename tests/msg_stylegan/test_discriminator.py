@@ -1,0 +1,83 @@
+"""Tests for the multi-scale and single-input discriminators."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from msg_stylegan.discriminator import Discriminator
+from msg_stylegan.networks import build_networks
+from tests.helpers import tiny_config
+
+
+@pytest.mark.parametrize("res", [32, 64])
+@pytest.mark.parametrize("combine", ["cat_lin", "lin_cat", "simple"])
+def test_discriminator_scores_each_sample(res, combine):
+    G, D = build_networks(tiny_config(res, combine=combine))
+    z = np.random.default_rng(0).normal(size=(4, 16)).astype("float32")
+    logits = D(G(z))
+    assert tuple(logits.shape) == (4, 1)
+    assert np.isfinite(np.asarray(logits)).all()
+
+
+def _grad_norms(G, D, cfg):
+    z = tf.random.normal((4, cfg.z_dim), seed=1)
+    with tf.GradientTape() as tape:
+        imgs = G(z)
+        logits = D(imgs[-D.num_inputs :])
+        loss = tf.reduce_mean(tf.nn.softplus(-logits))
+    variables = G.trainable_variables + D.trainable_variables
+    grads = tape.gradient(loss, variables)
+    return {
+        v.path: 0.0 if g is None else float(tf.norm(g))
+        for v, g in zip(variables, grads)
+    }
+
+
+@pytest.mark.parametrize("combine", ["cat_lin", "lin_cat"])
+def test_msg_property_every_torgb_and_combine_gets_gradient(combine):
+    cfg = tiny_config(32, combine=combine)
+    G, D = build_networks(cfg)
+    norms = _grad_norms(G, D, cfg)
+    torgb = [k for k in norms if "/torgb/" in k]
+    combines = [k for k in norms if "/combine/" in k]
+    assert len(torgb) == 2 * 4  # kernel and bias at b4..b32
+    blocks = {k.split("/")[1] for k in combines}
+    assert blocks == {"b4", "b8", "b16"}  # every scale below the top
+    for key in torgb + combines:
+        assert norms[key] > 0, f"no gradient reaches {key}"
+
+
+def test_stylegan_mode_only_last_torgb_gets_gradient():
+    cfg = tiny_config(32, architecture="stylegan")
+    G, D = build_networks(cfg)
+    assert D.num_inputs == 1
+    norms = _grad_norms(G, D, cfg)
+    for key, value in norms.items():
+        if "/torgb/" in key:
+            if "/b32/" in key:
+                assert value > 0, key
+            else:
+                assert value == 0, key
+    assert not [k for k in norms if "/combine/" in k]
+
+
+def test_mbstd_in_every_msg_block_and_only_4x4_in_stylegan():
+    _, D = build_networks(tiny_config(32))
+    assert all(b.mbstd for b in D.blocks)
+    _, D = build_networks(tiny_config(32, architecture="stylegan"))
+    assert not any(b.mbstd for b in D.blocks)
+    assert D.epilogue.mbstd
+
+
+def test_bad_inputs_are_clear_errors():
+    G, D = build_networks(tiny_config(32))
+    z = np.zeros((4, 16), "float32")
+    imgs = G(z)
+    with pytest.raises(ValueError, match="expects 4 images"):
+        D(imgs[1:])
+    with pytest.raises(ValueError, match="image shapes"):
+        D(list(reversed(imgs)))
+    with pytest.raises(ValueError, match="unknown combine 'sum'.*cat_lin"):
+        Discriminator(img_resolution=32, combine="sum")
+    with pytest.raises(ValueError, match="power of two"):
+        Discriminator(img_resolution=100)
