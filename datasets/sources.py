@@ -68,19 +68,22 @@ def _order(n, max_images, shuffle, seed):
 
 def decode_bytes(data, name):
     """Decode encoded image bytes with Pillow, fully, or raise BadImage."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
         return img
+    except UnidentifiedImageError:
+        reason = "not a recognised image format"
     except (
         OSError,
         SyntaxError,
         ValueError,
         Image.DecompressionBombError,
     ) as e:
-        raise BadImage(f"cannot decode image '{name}': {e}") from None
+        reason = str(e) or type(e).__name__
+    raise BadImage(f"cannot decode image '{name}': {reason}")
 
 
 def _read_file(path):
@@ -363,7 +366,8 @@ def tfds_source(
             raise UserError(f"unknown tfds dataset '{name}'{hint}") from None
         except (ValueError, KeyError, AssertionError) as e:
             raise UserError(f"cannot open tfds dataset '{name}': {e}") from None
-        if not builder.is_prepared():
+        # A missing variant folder is checked first: tfds logs a warning.
+        if not os.path.isdir(builder.data_dir) or not builder.is_prepared():
             raise UserError(
                 f"tfds dataset '{name}' is not prepared in '{builder.data_dir}'"
                 "; this tool never downloads: prepare it where there is "

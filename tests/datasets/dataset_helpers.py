@@ -1,6 +1,7 @@
 """Helpers shared by the datasets tests: shared data paths, image writers."""
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +51,40 @@ def write_dataset(path, images, labels=None):
         if labels is not None:
             writer.set_labels(labels)
     return str(path)
+
+
+def cifar_batch(n, seed, protocol=pickle.HIGHEST_PROTOCOL):
+    """A CIFAR-10 python batch: dict with b'data' [n, 3072], b'labels'."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).tolist()
+    blob = pickle.dumps(
+        {b"batch_label": b"x", b"data": data, b"labels": labels},
+        protocol=protocol,
+    )
+    return blob, data, labels
+
+
+def write_cifar(folder, n=3):
+    """All six batches into `folder`; returns {name: (data, labels)}."""
+    os.makedirs(folder, exist_ok=True)
+    out = {}
+    for i, name in enumerate(
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    ):
+        blob, data, labels = cifar_batch(n, i, protocol=2 if i % 2 else 5)
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(blob)
+        out[name] = (data, labels)
+    return out
+
+
+def write_image_folder(root, split="train", n_per_class=12, size=16):
+    """tfds ImageFolder layout: <root>/<split>/<class>/<image>.png."""
+    imgs = {}
+    for c, cls in enumerate(["cat", "dog", "owl"]):
+        for i, arr in enumerate(random_images(n_per_class, size, seed=c)):
+            path = os.path.join(root, split, cls, f"{i:03d}.png")
+            save_png(arr, path)
+            imgs[path] = (arr, c)
+    return imgs

@@ -12,7 +12,12 @@ from PIL import Image
 
 from datasets import sources
 from dnnlib.util import UserError
-from tests.datasets.dataset_helpers import random_images, save_png
+from tests.datasets.dataset_helpers import (
+    random_images,
+    save_png,
+    write_cifar,
+    write_image_folder,
+)
 
 
 def pixels(source):
@@ -191,30 +196,6 @@ def test_mixed_sizes_fail_naming_the_file(tmp_path):
 # CIFAR-10
 
 
-def cifar_batch(n, seed, protocol=pickle.HIGHEST_PROTOCOL):
-    """A CIFAR-10 python batch: dict with b'data' [n, 3072], b'labels'."""
-    rng = np.random.default_rng(seed)
-    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-    labels = rng.integers(0, 10, n).tolist()
-    blob = pickle.dumps(
-        {b"batch_label": b"x", b"data": data, b"labels": labels},
-        protocol=protocol,
-    )
-    return blob, data, labels
-
-
-def write_cifar(folder, n=3):
-    """All six batches into `folder`; returns {name: (data, labels)}."""
-    os.makedirs(folder, exist_ok=True)
-    out = {}
-    for i, name in enumerate(sources.CIFAR10_SPLITS["train"] + ["test_batch"]):
-        blob, data, labels = cifar_batch(n, i, protocol=2 if i % 2 else 5)
-        with open(os.path.join(folder, name), "wb") as f:
-            f.write(blob)
-        out[name] = (data, labels)
-    return out
-
-
 def test_cifar_folder_and_tar_gz(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     batches = write_cifar(folder)
@@ -276,17 +257,6 @@ def test_cifar_rejects_wrong_layout(tmp_path):
 
 # ---------------------------------------------------------------------------
 # tensorflow-datasets
-
-
-def write_image_folder(root, split="train", n_per_class=12, size=16):
-    """tfds ImageFolder layout: <root>/<split>/<class>/<image>.png."""
-    imgs = {}
-    for c, cls in enumerate(["cat", "dog", "owl"]):
-        for i, arr in enumerate(random_images(n_per_class, size, seed=c)):
-            path = os.path.join(root, split, cls, f"{i:03d}.png")
-            save_png(arr, path)
-            imgs[path] = (arr, c)
-    return imgs
 
 
 def test_tfds_image_folder(tmp_path):
