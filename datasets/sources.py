@@ -447,8 +447,8 @@ def convert_image(img, *, name, channels=3, resolution=None, transform=None):
     Without a transform the size must already be a square power of two (and
     equal `resolution` if given): resizing is never implicit. `center-crop`
     crops the central square, `pad` pads to a square with black; both then
-    resize to `resolution` with Lanczos. Grayscale, palette and RGBA inputs
-    become RGB (alpha is dropped), or L with `channels=1`.
+    resize to `resolution` with Lanczos. Grayscale (8 or 16 bit), palette and
+    RGBA inputs become RGB (alpha is dropped), or L with `channels=1`.
     """
     from PIL import Image
 
@@ -457,6 +457,10 @@ def convert_image(img, *, name, channels=3, resolution=None, transform=None):
             img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
         )
     mode = "L" if channels == 1 else "RGB"
+    if img.mode.startswith("I;16"):
+        # 16-bit grayscale: Pillow's own conversion clips at 255.
+        wide = np.asarray(img, dtype=np.float64) / 257.0
+        img = Image.fromarray(np.rint(wide).astype(np.uint8))
     if img.mode != mode:
         if img.mode == "P" and mode == "RGB":
             img = img.convert("RGBA")

@@ -40,6 +40,9 @@ def test_convert_modes():
     assert out.shape == (8, 8, 1)
     expected = np.asarray(Image.fromarray(rgb).convert("L"))
     np.testing.assert_array_equal(out[:, :, 0], expected)
+    wide = (gray.astype(np.uint16) * 257).astype(np.uint16)
+    out = sources.convert_image(Image.fromarray(wide), name="16")
+    np.testing.assert_array_equal(out, np.stack([gray] * 3, axis=2))
     # Arrays (tfds, CIFAR) pass through unchanged.
     np.testing.assert_array_equal(sources.convert_image(rgb, name="r"), rgb)
 
