@@ -187,3 +187,13 @@ def test_mirrored_strategy_two_replicas(dataset, tmp_path):
     assert len(seen) == len(set(seen)) == 48  # no duplicates in the epoch
     assert set(seen) <= canon
     assert "multiple of the 2 replicas" in result["odd_batch"]
+
+
+def test_skip_batches_resumes_the_same_stream(dataset):
+    path, _, _ = dataset
+    kw = dict(mirror=True, seed=7, with_labels=True)
+    full = batches(pipeline.make_dataset(path, 8, **kw), 14)
+    resumed = batches(pipeline.make_dataset(path, 8, skip_batches=9, **kw), 5)
+    for (x, y), (a, b) in zip(full[9:], resumed):
+        np.testing.assert_array_equal(x, a)
+        np.testing.assert_array_equal(y, b)
