@@ -1,4 +1,4 @@
-"""Named training configurations as typed data, and their command-line overrides.
+"""Named training configurations as typed data, and their CLI overrides.
 
 Every config is `dataclasses.replace(BASE, ...)` changing only what differs
 from the MSG-StyleGAN defaults of SPEC sections 1-4. A resolved config is saved
@@ -174,10 +174,9 @@ def validate(cfg):
         raise UserError(f"lr must be positive, got {cfg.lr}")
     if cfg.total_kimg <= 0:
         raise UserError(f"kimg must be positive, got {cfg.total_kimg}")
-    if cfg.mixed_precision not in ("off", "bf16", "fp16"):
+    if cfg.mixed_precision not in ("off", "bf16"):
         raise UserError(
-            "mixed_precision must be one of off, bf16, fp16, "
-            f"got '{cfg.mixed_precision}'"
+            f"mixed_precision must be off or bf16, got '{cfg.mixed_precision}'"
         )
     if cfg.r1_interval < 1:
         raise UserError(f"r1_interval must be >= 1, got {cfg.r1_interval}")

@@ -1,0 +1,256 @@
+"""Train MSG-StyleGAN (or the StyleGAN baseline) from a named config.
+
+python train.py --config=msg-stylegan-ffhq --data=datasets/ffhq --gpus=4
+"""
+
+import argparse
+import glob
+import os
+import sys
+
+import config as config_lib
+from dnnlib.util import Logger, UserError, next_run_dir, run_cli
+
+EPILOG = """examples:
+  # the offline CPU demo on the built-in synthetic set
+  python -m datasets.dataset_tool create_synthetic data/synthetic32
+  python train.py --config=msg-stylegan-demo --data=data/synthetic32
+
+  # FFHQ at 1024 on 4 GPUs, global batch 16 (the original setting)
+  python train.py --config=msg-stylegan-ffhq --data=data/ffhq --gpus=4
+
+  # resume the newest snapshot of the newest run of that config
+  python train.py --config=msg-stylegan-ffhq --data=data/ffhq --resume=latest
+
+  # several hosts: set TF_CONFIG on each (see README), same command on all
+"""
+
+
+def _bool(text):
+    value = str(text).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got '{text}'")
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: '{text}'")
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: '{text}'")
+        return value
+
+    return parse
+
+
+def _metrics(text):
+    return tuple(m for m in text.split(",") if m) if text != "none" else ()
+
+
+def build_parser():
+    from training.loss import loss_names
+
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train MSG-StyleGAN or the StyleGAN baseline.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("run")
+    g.add_argument(
+        "--config",
+        metavar="NAME",
+        required=True,
+        help="named config, e.g. msg-stylegan-ffhq (an unknown name lists "
+        "them all)",
+    )
+    g.add_argument(
+        "--data",
+        metavar="DIR",
+        help="dataset directory of multi-resolution TFRecords",
+    )
+    g.add_argument(
+        "--outdir",
+        metavar="DIR",
+        default="results",
+        help="where run directories are made (default: %(default)s)",
+    )
+    g.add_argument(
+        "--resume",
+        metavar="PATH|latest",
+        help="snapshot .pkl to continue from, or 'latest' for the newest "
+        "snapshot of this config under --outdir (default: none)",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved config and exit (default: off)",
+    )
+    t = p.add_argument_group("training (overrides of the config)")
+    t.add_argument(
+        "--gpus",
+        metavar="N",
+        type=int,
+        help="GPUs to use, 0 = all visible (default: config's, 0)",
+    )
+    t.add_argument(
+        "--batch",
+        metavar="N",
+        type=_positive(int),
+        help="global batch size (default: config's)",
+    )
+    t.add_argument(
+        "--kimg",
+        metavar="KIMG",
+        type=_positive(float),
+        help="training length in thousands of real images (default: config's)",
+    )
+    t.add_argument(
+        "--tick",
+        metavar="KIMG",
+        type=_positive(float),
+        help="kimg per tick line (default: config's)",
+    )
+    t.add_argument(
+        "--snap",
+        metavar="TICKS",
+        type=_positive(int),
+        help="network snapshot every TICKS ticks (default: config's)",
+    )
+    t.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        help="random seed (default: config's, 0)",
+    )
+    t.add_argument(
+        "--mirror",
+        metavar="BOOL",
+        type=_bool,
+        help="random x-flips of the reals (default: config's)",
+    )
+    t.add_argument(
+        "--loss",
+        metavar="NAME",
+        choices=loss_names(),
+        help="one of %(choices)s (default: config's, logistic)",
+    )
+    t.add_argument(
+        "--r1-gamma",
+        "--gamma",
+        metavar="GAMMA",
+        type=float,
+        dest="r1_gamma",
+        help="R1 weight (default: config's, 10)",
+    )
+    t.add_argument(
+        "--lr",
+        metavar="LR",
+        type=_positive(float),
+        help="Adam learning rate for G and D (default: config's)",
+    )
+    t.add_argument(
+        "--metrics",
+        metavar="LIST",
+        type=_metrics,
+        help="metrics at each network snapshot, comma separated, "
+        "or 'none' (default: config's, none)",
+    )
+    t.add_argument(
+        "--xla",
+        metavar="BOOL",
+        type=_bool,
+        help="XLA-compile the step (default: config's, on)",
+    )
+    t.add_argument(
+        "--mixed-precision",
+        metavar="MODE",
+        choices=["off", "bf16"],
+        help="off or bf16 (default: config's, off)",
+    )
+    return p
+
+
+def resolve_config(args):
+    cfg = config_lib.get_config(args.config)
+    cfg = config_lib.override(
+        cfg,
+        data=os.path.abspath(args.data) if args.data else None,
+        gpus=args.gpus,
+        batch=args.batch,
+        total_kimg=args.kimg,
+        kimg_per_tick=args.tick,
+        network_snapshot_ticks=args.snap,
+        seed=args.seed,
+        mirror=args.mirror,
+        loss=args.loss,
+        r1_gamma=args.r1_gamma,
+        lr=args.lr,
+        metrics=args.metrics,
+        xla=args.xla,
+        mixed_precision=args.mixed_precision,
+    )
+    if cfg.metrics:
+        from metrics.metric_main import check_metric_names
+
+        check_metric_names(cfg.metrics)
+    return cfg
+
+
+def find_latest(outdir, config_name):
+    """The newest snapshot of the newest run of `config_name` in outdir."""
+    runs = sorted(glob.glob(os.path.join(outdir, f"*-{config_name}-*")))
+    for run in reversed(runs):
+        snaps = sorted(glob.glob(os.path.join(run, "network-snapshot-*.pkl")))
+        final = os.path.join(run, "network-final.pkl")
+        if os.path.exists(final):
+            return final
+        if snaps:
+            return snaps[-1]
+    raise UserError(
+        f"--resume=latest: no snapshot of config '{config_name}' under "
+        f"'{outdir}'"
+    )
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    cfg = resolve_config(args)
+    if args.dry_run:
+        print(cfg.to_json())
+        return 0
+    resume = args.resume
+    if resume == "latest":
+        resume = find_latest(args.outdir, cfg.name)
+    elif resume and not os.path.isfile(resume):
+        raise UserError(f"--resume: snapshot '{resume}' does not exist")
+    # Validate the data before making a run directory.
+    from training import training_loop
+
+    training_loop.check_data(cfg)
+    if resume:
+        from training import snapshot
+
+        snapshot.load(resume)
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    n = (cfg.gpus or gpus) if gpus else 1
+    kind = "gpu" if gpus else "cpu"
+    run_dir = next_run_dir(args.outdir, f"{cfg.name}-{n}{kind}")
+    training_loop.save_config(cfg, run_dir)
+    with Logger(os.path.join(run_dir, "log.txt")):
+        print(f"Run directory: {run_dir}")
+        print(f"Training {cfg.name} on '{cfg.data}' for {cfg.total_kimg} kimg")
+        training_loop.training_loop(cfg, run_dir, resume=resume)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(run_cli(main))

@@ -1,0 +1,335 @@
+"""The TensorFlow backend: tf.distribute strategies and the compiled step.
+
+The per-replica gradient computations are XLA-compiled (`cfg.xla`);
+gradients are summed across replicas and applied once, in cross-replica
+context, only when they are finite everywhere (a non-finite update is
+skipped and counted, never applied). Losses are sums over the replica's
+samples divided by the GLOBAL batch.
+
+Latents and noise are drawn for the whole global batch from stateless seeds
+`(seed, step, purpose)` and each replica takes its slice, so a step gives the
+same result on one device or many, and a resumed run continues exactly.
+"""
+
+import json
+import os
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from msg_stylegan import ops as msg_ops
+from msg_stylegan.networks import build_generator, build_networks
+from training import loss as loss_lib
+from training.ema import ema_beta
+
+NAME = "tensorflow"
+
+# Seed purposes: each random draw of a step has its own stream.
+_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G = range(5)
+
+
+def make_strategy(gpus=0, devices=None):
+    """MultiWorkerMirroredStrategy under TF_CONFIG, else MirroredStrategy.
+
+    gpus: how many visible GPUs to use (0 = all); with none, one CPU replica.
+    devices: explicit device names (tests use two logical CPUs).
+    """
+    if devices:
+        return tf.distribute.MirroredStrategy(devices=list(devices))
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    found = tf.config.list_logical_devices("GPU")
+    if gpus and gpus > len(found):
+        from dnnlib.util import UserError
+
+        raise UserError(
+            f"--gpus={gpus} but only {len(found)} GPUs are visible to "
+            "TensorFlow"
+        )
+    if found:
+        names = [d.name for d in found[: gpus or len(found)]]
+        return tf.distribute.MirroredStrategy(devices=names)
+    return tf.distribute.MirroredStrategy(devices=["/cpu:0"])
+
+
+def dtype_policy(cfg):
+    return {"off": None, "bf16": "mixed_bfloat16"}[cfg.mixed_precision]
+
+
+def _adam(cfg, name):
+    opt = keras.optimizers.Adam(
+        learning_rate=cfg.lr,
+        beta_1=cfg.adam_beta1,
+        beta_2=cfg.adam_beta2,
+        epsilon=cfg.adam_epsilon,
+        name=name,
+    )
+    return opt
+
+
+def build_state(cfg, strategy):
+    """G, D, Gs and both optimizers, built under the strategy's scope."""
+    with strategy.scope():
+        policy = dtype_policy(cfg)
+        G, D = build_networks(cfg, dtype=policy)
+        Gs = build_generator(cfg, name="Gs", dtype=policy)
+        copy_weights(G, Gs)
+        G_opt, D_opt = _adam(cfg, "G_opt"), _adam(cfg, "D_opt")
+        G_opt.build(G.trainable_variables)
+        D_opt.build(D.trainable_variables)
+    return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
+
+
+def copy_weights(src, dst):
+    for s, d in zip(src.variables, dst.variables):
+        d.assign(s)
+
+
+def _seed(base_seed, step, purpose):
+    seed = tf.stack([tf.cast(base_seed, tf.int64), tf.cast(purpose, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(
+        seed, tf.cast(step, tf.int64)
+    )
+
+
+def _slice(x, replica, n):
+    """Rows [replica * n, (replica + 1) * n) with a static batch size."""
+    return tf.ensure_shape(
+        x[replica * n : (replica + 1) * n], [n, *x.shape[1:]]
+    )
+
+
+def draw_latents(cfg, G, global_batch, step, replica, n, purposes):
+    """This replica's slice of the global batch's z and noise images."""
+    z_purpose, noise_purpose = purposes
+    z = tf.random.stateless_normal(
+        [global_batch, cfg.z_dim], seed=_seed(cfg.seed, step, z_purpose)
+    )
+    noise = []
+    for i, res in enumerate(G.synthesis.noise_resolutions):
+        seed = tf.random.experimental.stateless_fold_in(
+            _seed(cfg.seed, step, noise_purpose), i
+        )
+        full = tf.random.stateless_normal([global_batch, res, res, 1], seed)
+        noise.append(_slice(full, replica, n))
+    return _slice(z, replica, n), noise
+
+
+def real_logits_and_gradients(D, reals, with_gradients=True):
+    """D on the real pyramid, and d sum(D) / d(each pyramid image).
+
+    The pyramid is built from the full-resolution `reals` inside the
+    recorded computation, so the full-resolution gradient is the total
+    derivative through every lower scale (SPEC section 3). Called inside an
+    outer tape, the gradients stay differentiable (R1's second order).
+    """
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(reals)
+        imgs = msg_ops.image_pyramid(reals, D.num_inputs)
+        logits = D(imgs)
+        total = tf.reduce_sum(tf.cast(logits, tf.float32))
+    grads = tape.gradient(total, imgs) if with_gradients else None
+    return imgs, logits, grads
+
+
+def _finite(tensors):
+    checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors]
+    return tf.reduce_all(tf.stack(checks))
+
+
+def make_train_step(state, cfg, strategy):
+    """Build `step(reals, step_index) -> dict of float statistics`.
+
+    One call runs the D step (with the regulariser), the G step, the
+    w_avg update and the Gs moving average.
+    """
+    G, D, Gs = state.G, state.D, state.Gs
+    loss = loss_lib.get_loss(cfg.loss)
+    global_batch = cfg.batch
+    k = D.num_inputs
+    beta = ema_beta(global_batch, cfg.ema_kimg)
+    float_fixed = [
+        (s, d)
+        for s, d in zip(G.non_trainable_variables, Gs.non_trainable_variables)
+        if s.dtype.startswith("float")
+    ]
+
+    def d_grads(reals_u8, step, replica, with_reg):
+        # Fakes without a gradient path to G; reals as a pyramid built from
+        # the full-res tensor inside the tape (total-derivative R1).
+        n = reals_u8.shape[0]
+        z, noise = draw_latents(
+            cfg, G, global_batch, step, replica, n, (_Z_D, _NOISE_D)
+        )
+        fakes = [tf.stop_gradient(x) for x in G(z, noise=noise)[-k:]]
+        reals = tf.cast(reals_u8, tf.float32) / 127.5 - 1.0
+        penalty = tf.zeros([n])
+        with tf.GradientTape() as tape:
+            use_r1 = with_reg and loss.penalty == "r1"
+            real_imgs, logits_real, r1_grads = real_logits_and_gradients(
+                D, reals, with_gradients=use_r1
+            )
+            if use_r1:
+                r1 = loss_lib.r1_penalty(r1_grads)
+                penalty = r1 * (cfg.r1_gamma * 0.5 * cfg.r1_interval)
+            elif with_reg and loss.penalty == "gp":
+                eps = tf.random.stateless_uniform(
+                    [global_batch], _seed(cfg.seed, step, _EPS_GP)
+                )
+                mix = loss_lib.interpolate(
+                    real_imgs, fakes, _slice(eps, replica, n)
+                )
+                with tf.GradientTape(watch_accessed_variables=False) as gtape:
+                    gtape.watch(mix)
+                    mix_sum = tf.reduce_sum(tf.cast(D(mix), tf.float32))
+                gp = loss_lib.gradient_penalty(gtape.gradient(mix_sum, mix))
+                penalty = cfg.wgan_lambda * gp
+                penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(
+                    logits_real
+                )
+            logits_fake = D(fakes)
+            per_sample = loss.d_loss(logits_real, logits_fake)
+            total = tf.reduce_sum(per_sample + penalty) / global_batch
+        grads = tape.gradient(total, D.trainable_variables)
+        stats = {
+            "Loss/D/loss": total,
+            "Loss/D/reg": tf.reduce_sum(penalty) / global_batch,
+            "Loss/scores/real": tf.reduce_sum(tf.cast(logits_real, tf.float32))
+            / global_batch,
+            "Loss/scores/fake": tf.reduce_sum(tf.cast(logits_fake, tf.float32))
+            / global_batch,
+        }
+        return grads, stats
+
+    def g_grads(reals_u8, step, replica):
+        n = reals_u8.shape[0]
+        z, noise = draw_latents(
+            cfg, G, global_batch, step, replica, n, (_Z_G, _NOISE_G)
+        )
+        with tf.GradientTape() as tape:
+            ws = G.mapping(z)
+            fakes = G.synthesis(ws, noise=noise)[-k:]
+            logits_fake = D(fakes)
+            logits_real = None
+            if loss.needs_real_in_g:
+                reals = tf.cast(reals_u8, tf.float32) / 127.5 - 1.0
+                logits_real = tf.stop_gradient(
+                    D(msg_ops.image_pyramid(reals, k))
+                )
+            per_sample = loss.g_loss(logits_fake, logits_real)
+            total = tf.reduce_sum(per_sample) / global_batch
+        grads = tape.gradient(total, G.trainable_variables)
+        w_sum = tf.reduce_sum(tf.cast(ws[:, 0], tf.float32), axis=0)
+        return grads, {"Loss/G/loss": total}, w_sum / global_batch
+
+    jit = dict(jit_compile=bool(cfg.xla), reduce_retracing=True)
+    d_grads_reg = tf.function(lambda r, s, i: d_grads(r, s, i, True), **jit)
+    d_grads_plain = tf.function(lambda r, s, i: d_grads(r, s, i, False), **jit)
+    g_grads_fn = tf.function(g_grads, **jit)
+
+    def replica_sum(fn):
+        # Run `fn` on every replica and sum its outputs over the replicas.
+        def run(reals, step):
+            ctx = tf.distribute.get_replica_context()
+            out = fn(reals, step, ctx.replica_id_in_sync_group)
+            return ctx.all_reduce(tf.distribute.ReduceOp.SUM, out)
+
+        return run
+
+    def first(per_replica):
+        return tf.nest.map_structure(
+            lambda v: strategy.experimental_local_results(v)[0], per_replica
+        )
+
+    def apply(opt, grads, variables):
+        # Skip (never apply) an update that is not finite.
+        ok = _finite(grads)
+
+        def update():
+            opt.apply(grads, variables)
+            return tf.constant(True)
+
+        return tf.cond(ok, update, lambda: tf.constant(False))
+
+    def train_step(reals, step, with_reg):
+        d_fn = d_grads_reg if with_reg else d_grads_plain
+        d_g, d_stats = first(strategy.run(replica_sum(d_fn), (reals, step)))
+        d_ok = apply(state.D_opt, d_g, D.trainable_variables)
+        g_g, g_stats, w_mean = first(
+            strategy.run(replica_sum(g_grads_fn), (reals, step))
+        )
+        g_ok = apply(state.G_opt, g_g, G.trainable_variables)
+        # w_avg and Gs follow only an applied G update.
+        if_ok = tf.cast(g_ok, tf.float32)
+        w_avg = G.mapping.w_avg
+        target = w_mean + (w_avg - w_mean) * G.mapping.w_avg_beta
+        w_avg.assign(if_ok * target + (1 - if_ok) * w_avg)
+        for s, d in zip(G.trainable_variables, Gs.trainable_variables):
+            d.assign(s + (d - s) * beta)
+        for s, d in float_fixed:
+            d.assign(s)
+        stats = {**d_stats, **g_stats}
+        stats["Progress/skipped_D"] = 1.0 - tf.cast(d_ok, tf.float32)
+        stats["Progress/skipped_G"] = 1.0 - if_ok
+        return stats
+
+    step_reg = tf.function(lambda r, s: train_step(r, s, True))
+    step_plain = tf.function(lambda r, s: train_step(r, s, False))
+
+    def step(reals, step_index):
+        with_reg = step_index % cfg.r1_interval == 0
+        fn = step_reg if with_reg else step_plain
+        out = fn(reals, tf.constant(step_index, tf.int64))
+        return {key: float(v) for key, v in out.items()}
+
+    return step
+
+
+def optimizer_state(opt):
+    """{path: array} of an optimizer's variables (moments, iterations)."""
+    return {v.path: np.asarray(v.numpy()) for v in opt.variables}
+
+
+def set_optimizer_state(opt, state, what):
+    variables = {v.path: v for v in opt.variables}
+    if set(variables) != set(state):
+        missing = sorted(set(variables) - set(state))[:3]
+        extra = sorted(set(state) - set(variables))[:3]
+        raise ValueError(
+            f"{what}: optimizer state does not match (missing {missing}, "
+            f"unexpected {extra})"
+        )
+    for key, v in variables.items():
+        value = np.asarray(state[key])
+        if tuple(value.shape) != tuple(v.shape):
+            raise ValueError(f"{what}: '{key}' has shape {value.shape}")
+        v.assign(value.astype(v.dtype))
+
+
+def device_name():
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return details.get("device_name", "GPU")
+    return "CPU"
+
+
+def peak_memory_gb():
+    """Peak device memory since the last reset (GPU), else peak host RSS."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        peak = max(
+            tf.config.experimental.get_memory_info(d.name)["peak"] for d in gpus
+        )
+        return peak / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def describe(strategy):
+    return json.dumps(
+        {"backend": NAME, "replicas": strategy.num_replicas_in_sync}
+    )

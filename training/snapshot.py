@@ -1,0 +1,95 @@
+"""Snapshot files: plain data that rebuild a whole run, loaded safely.
+
+A snapshot is a pickled dict of builtins and NumPy arrays only (format
+version, kimg, config JSON, and {variable path: array} for G, D, Gs, both
+optimizers). Loading uses an unpickler that admits nothing else, so a crafted
+file cannot run code (SPEC section 7).
+"""
+
+import io
+import os
+import pickle
+
+import numpy as np
+
+from dnnlib.util import UserError, atomic_write
+
+FORMAT = "msg-stylegan-snapshot"
+VERSION = 1
+
+# The only globals a snapshot may reference: NumPy array reconstruction.
+_ALLOWED = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("builtins", "complex"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"refusing to load '{module}.{name}': snapshots may hold only "
+            "plain data and NumPy arrays"
+        )
+
+
+def _plain(value, where="snapshot"):
+    """Check that `value` is plain data before writing it."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: non-string key {k!r}")
+            _plain(v, f"{where}/{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _plain(v, f"{where}[{i}]")
+    elif isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError(f"{where}: object arrays are not allowed")
+    elif not isinstance(value, (str, int, float, bool, type(None), bytes)):
+        raise TypeError(f"{where}: {type(value).__name__} is not plain data")
+
+
+def save(path, data):
+    """Write `data` (a dict of plain data) atomically: temp file + rename."""
+    data = {"format": FORMAT, "version": VERSION, **data}
+    _plain(data)
+    with atomic_write(path) as f:
+        pickle.dump(data, f, protocol=4)
+
+
+def load(path):
+    """Read a snapshot, refusing anything that is not the project's data."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"snapshot '{path}' does not exist")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        data = _SafeUnpickler(io.BytesIO(raw)).load()
+    except pickle.UnpicklingError as e:
+        raise UserError(f"snapshot '{path}' refused: {e}")
+    except Exception as e:  # truncated or not a pickle at all
+        raise UserError(
+            f"snapshot '{path}' is corrupt or not a snapshot "
+            f"({type(e).__name__}: {e})"
+        )
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UserError(
+            f"'{path}' is not an msg-stylegan snapshot (no format marker)"
+        )
+    if data.get("version") != VERSION:
+        raise UserError(
+            f"snapshot '{path}' has format version {data.get('version')}, "
+            f"this code reads version {VERSION}"
+        )
+    for key in ("config", "G", "D", "Gs"):
+        if key not in data:
+            raise UserError(f"snapshot '{path}' has no '{key}' entry")
+    return data

@@ -1,0 +1,263 @@
+"""The training loop: data, steps, ticks, grids, snapshots, metrics, logs.
+
+SPEC section 6: a tick line every `kimg_per_tick`, sample grids per scale
+from Gs with fixed latents, `reals.png`, TensorBoard scalars, network
+snapshots with everything resume needs, and `network-final.pkl`.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+from PIL import Image
+
+from datasets import pipeline, tfrecords
+from dnnlib.util import UserError, format_time
+from msg_stylegan import networks
+from msg_stylegan.ops import upsample2d
+from training import backends, snapshot
+from training.stats import StatsCollector
+
+
+def grid_shape(cfg):
+    """Grid width and height in images, smaller for large resolutions."""
+    n = max(2, min(cfg.grid_size, 4096 // cfg.img_resolution))
+    return n, n
+
+
+def save_grid(imgs, path, grid):
+    """uint8 or [-1, 1] float images [N, H, W, C] -> one PNG grid."""
+    imgs = np.asarray(imgs)
+    if imgs.dtype != np.uint8:
+        imgs = np.clip(np.rint((imgs + 1) * 127.5), 0, 255).astype(np.uint8)
+    gw, gh = grid
+    n, h, w, c = imgs.shape
+    canvas = np.zeros((gh * h, gw * w, c), np.uint8)
+    for i in range(min(n, gw * gh)):
+        y, x = divmod(i, gw)
+        canvas[y * h : (y + 1) * h, x * w : (x + 1) * w] = imgs[i]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    mode = "L" if c == 1 else "RGB"
+    Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode).save(path)
+
+
+def generate_scales(Gs, z, batch, **kwargs):
+    """Gs outputs for latents z, per scale as NumPy, in batches."""
+    outs = None
+    for i in range(0, len(z), batch):
+        imgs = Gs(z[i : i + batch], **kwargs)
+        imgs = [np.asarray(x, dtype=np.float32) for x in imgs]
+        outs = (
+            imgs
+            if outs is None
+            else [np.concatenate([a, b]) for a, b in zip(outs, imgs)]
+        )
+    return outs
+
+
+def save_fake_grids(run_dir, Gs, grid_z, cfg, kimg):
+    """One grid per scale, each nearest-upsampled to full size."""
+    grid = grid_shape(cfg)
+    scales = generate_scales(Gs, grid_z, cfg.batch, noise_mode="const")
+    for img in scales:
+        res = img.shape[1]
+        full = np.asarray(upsample2d(img, cfg.img_resolution // res))
+        path = os.path.join(run_dir, f"{res}x{res}", f"fakes{kimg:06d}.png")
+        save_grid(full, path, grid)
+
+
+def snapshot_data(state, cfg, backend, cur_nimg, step, extra=None):
+    return {
+        "kimg": cur_nimg / 1000.0,
+        "cur_nimg": int(cur_nimg),
+        "step": int(step),
+        "config": cfg.to_json(),
+        "G": networks.get_state(state.G),
+        "D": networks.get_state(state.D),
+        "Gs": networks.get_state(state.Gs),
+        "G_opt": backend.optimizer_state(state.G_opt),
+        "D_opt": backend.optimizer_state(state.D_opt),
+        "rng": {"seed": int(cfg.seed), "step": int(step)},
+        **(extra or {}),
+    }
+
+
+def restore(state, data, backend, path):
+    """Load a snapshot's networks and optimizer state into `state`."""
+    try:
+        for key in ("G", "D", "Gs"):
+            networks.set_state(getattr(state, key), data[key], what=key)
+        for key in ("G_opt", "D_opt"):
+            if key not in data:
+                raise ValueError(f"no '{key}' entry (not a training snapshot)")
+            backend.set_optimizer_state(getattr(state, key), data[key], key)
+    except ValueError as e:
+        raise UserError(f"cannot resume from '{path}': {e}")
+
+
+def check_data(cfg):
+    """The dataset directory, checked against the config's resolution."""
+    if not cfg.data:
+        raise UserError(
+            "no dataset given: pass --data=DIR (a directory made by "
+            "python -m datasets.dataset_tool)"
+        )
+    info = tfrecords.find_dataset(cfg.data)
+    if info.resolution != cfg.img_resolution:
+        raise UserError(
+            f"dataset '{cfg.data}' is {info.resolution}x{info.resolution} "
+            f"but config '{cfg.name}' trains at {cfg.img_resolution}x"
+            f"{cfg.img_resolution}: pick the matching config or rebuild the "
+            "dataset with --resolution"
+        )
+    if info.channels != cfg.img_channels:
+        raise UserError(
+            f"dataset '{cfg.data}' has {info.channels} channels, config "
+            f"'{cfg.name}' expects {cfg.img_channels}"
+        )
+    return info
+
+
+def training_loop(cfg, run_dir, resume=None, devices=None):
+    """Train until `cfg.total_kimg`; returns the final snapshot's path."""
+    backend = backends.get()
+    info = check_data(cfg)
+    strategy = backend.make_strategy(cfg.gpus, devices)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch % replicas:
+        raise UserError(
+            f"batch {cfg.batch} must be a multiple of the {replicas} replicas"
+        )
+    state = backend.build_state(cfg, strategy)
+    print(
+        f"G {networks.count_params(state.G):,} parameters, "
+        f"D {networks.count_params(state.D):,} parameters, "
+        f"{replicas} replica(s), backend {backend.NAME}, "
+        f"device {backend.device_name()}"
+    )
+    cur_nimg, step = 0, 0
+    if resume:
+        data = snapshot.load(resume)
+        restore(state, data, backend, resume)
+        cur_nimg, step = int(data["cur_nimg"]), int(data["step"])
+        print(f"Resumed from '{resume}' at kimg {cur_nimg / 1000:.1f}")
+
+    ds = pipeline.make_dataset(
+        info,
+        cfg.batch,
+        strategy=strategy,
+        mirror=cfg.mirror,
+        seed=cfg.seed,
+        skip_batches=step,
+    )
+    batches = iter(ds)
+    train_step = backend.make_train_step(state, cfg, strategy)
+
+    grid = grid_shape(cfg)
+    grid_z = np.random.RandomState(cfg.seed).randn(grid[0] * grid[1], cfg.z_dim)
+    grid_z = grid_z.astype(np.float32)
+    reals_path = os.path.join(run_dir, "reals.png")
+    if not os.path.exists(reals_path):
+        reals = pipeline.load_images(info, grid[0] * grid[1])
+        save_grid(reals, reals_path, grid)
+
+    stats = StatsCollector(run_dir)
+    tick = 0
+    tick_start_nimg = cur_nimg
+    start_time = tick_start_time = time.time()
+    maintenance = 0.0
+    skipped_in_a_row = 0
+    total_nimg = int(cfg.total_kimg * 1000)
+    if cur_nimg == 0 or resume:
+        save_fake_grids(run_dir, state.Gs, grid_z, cfg, cur_nimg // 1000)
+    final_path = os.path.join(run_dir, "network-final.pkl")
+    try:
+        while cur_nimg < total_nimg:
+            out = train_step(next(batches), step)
+            stats.add(out)
+            skipped = out["Progress/skipped_D"] + out["Progress/skipped_G"]
+            skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
+            if skipped:
+                print(f"step {step}: non-finite update skipped")
+            if skipped_in_a_row > cfg.max_skipped_steps:
+                raise UserError(
+                    f"training diverged: {skipped_in_a_row} steps in a row "
+                    "had non-finite losses or gradients; lower --lr or "
+                    "resume from an earlier snapshot"
+                )
+            cur_nimg += cfg.batch
+            step += 1
+            done = cur_nimg >= total_nimg
+            tick_nimg = cfg.kimg_per_tick * 1000
+            if not done and cur_nimg < tick_start_nimg + tick_nimg:
+                continue
+            # Tick: report, then image and network snapshots.
+            tick += 1
+            now = time.time()
+            tick_time = now - tick_start_time
+            sec_per_kimg = tick_time / max(cur_nimg - tick_start_nimg, 1) * 1e3
+            mem = backend.peak_memory_gb()
+            print(
+                f"tick {tick:<5d} kimg {cur_nimg / 1000:<8.1f} "
+                f"time {format_time(now - start_time):<9} "
+                f"sec/tick {tick_time:<7.1f} sec/kimg {sec_per_kimg:<7.2f} "
+                f"maintenance {maintenance:<6.1f} mem {mem:.2f}",
+                flush=True,
+            )
+            stats.report(
+                cur_nimg / 1000,
+                {
+                    "Progress/kimg": cur_nimg / 1000,
+                    "Progress/tick": tick,
+                    "Timing/sec_per_tick": tick_time,
+                    "Timing/sec_per_kimg": sec_per_kimg,
+                    "Timing/maintenance_sec": maintenance,
+                    "Resources/peak_mem_gb": mem,
+                },
+            )
+            m_start = time.time()
+            kimg = cur_nimg // 1000
+            if done or tick % cfg.image_snapshot_ticks == 0:
+                save_fake_grids(run_dir, state.Gs, grid_z, cfg, kimg)
+            if not done and tick % cfg.network_snapshot_ticks == 0:
+                path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
+                snapshot.save(
+                    path, snapshot_data(state, cfg, backend, cur_nimg, step)
+                )
+                run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg)
+            tick_start_nimg, tick_start_time = cur_nimg, time.time()
+            maintenance = tick_start_time - m_start
+    except KeyboardInterrupt:
+        kimg = cur_nimg // 1000
+        path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
+        snapshot.save(path, snapshot_data(state, cfg, backend, cur_nimg, step))
+        print(f"Interrupted: wrote '{path}'; resume with --resume={path}")
+        stats.close()
+        return path
+    snapshot.save(
+        final_path, snapshot_data(state, cfg, backend, cur_nimg, step)
+    )
+    run_snapshot_metrics(cfg, final_path, run_dir, stats, cur_nimg)
+    stats.close()
+    print(f"Exiting: wrote '{final_path}'")
+    return final_path
+
+
+def run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg):
+    """Metrics scheduled at network snapshots (`--metrics`)."""
+    if not cfg.metrics:
+        return
+    from metrics import metric_main
+
+    for name in cfg.metrics:
+        result = metric_main.evaluate_snapshot(
+            name, path, data=cfg.data, mirror=cfg.mirror, run_dir=run_dir
+        )
+        stats.scalars({f"Metrics/{name}": result.value}, cur_nimg / 1000)
+
+
+def save_config(cfg, run_dir):
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        f.write(cfg.to_json() + "\n")
+    return json.loads(cfg.to_json())
