@@ -119,21 +119,27 @@ def open_source(label, text):
     return ImageSet(label, path, prefix)
 
 
+def npz_features(label, path):
+    """The `features` array of a statistics .npz (KID needs them)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "features" in f.files:
+                return f["features"]
+    except (OSError, ValueError) as e:
+        raise UserError(f"{label}: cannot read statistics '{path}': {e}")
+    raise UserError(
+        f"{label}: '{path}' has no 'features' for KID; give images instead "
+        "or drop --kid"
+    )
+
+
 def source_stats(label, source, extractor, max_images, need_features):
     """(mu, sigma, features or None, number of images) of one set."""
     from metrics.feature_stats import compute_stats_for_images, load_mean_cov
 
     if isinstance(source, str):
         mu, sigma = load_mean_cov(source)
-        feats = None
-        if need_features:
-            with np.load(source, allow_pickle=False) as f:
-                if "features" not in f.files:
-                    raise UserError(
-                        f"{label}: '{source}' has no 'features' for KID; "
-                        "give images instead or drop --kid"
-                    )
-                feats = f["features"]
+        feats = npz_features(label, source) if need_features else None
         return mu, sigma, feats, None
     n = len(source.names)
     if max_images:
@@ -204,6 +210,10 @@ def main(argv=None):
     args = parse_args(argv)
     a = open_source("A", args.a)
     b = open_source("B", args.b)
+    if args.kid:  # fail before the slow part
+        for label, src in (("A", a), ("B", b)):
+            if isinstance(src, str):
+                npz_features(label, src)
     start = time.time()
     extractor = None
     if isinstance(a, ImageSet) or isinstance(b, ImageSet):

@@ -1,0 +1,132 @@
+"""Tests for the two-set FID/KID command (metrics.fid_between)."""
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dnnlib.util import UserError
+from metrics import fid_between
+from metrics.feature_stats import compute_stats_for_images
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_images(folder, seed, n=10, smooth=False):
+    """n 32x32 PNGs in a nested folder, one of them grayscale."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        img = rng.integers(0, 256, (32, 32, 3), np.uint8)
+        if smooth:  # a different distribution: blocky, brighter images
+            img = np.kron(
+                img[::8, ::8] // 2 + 128, np.ones((8, 8, 1), np.uint8)
+            )
+        sub = folder / ("sub" if i % 2 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        pil = Image.fromarray(img)
+        if i == 3:
+            pil = pil.convert("L")
+        pil.save(sub / f"{i:03d}.png")
+    return folder
+
+
+def run_main(argv, capsys):
+    assert fid_between.main(argv) == 0
+    out = capsys.readouterr().out
+    values = dict(re.findall(r"^(fid|kid) (\S+)$", out, re.MULTILINE))
+    return {k: float(v) for k, v in values.items()}
+
+
+def test_folders_and_stats_npz(tmp_path, capsys, extractor, weights_npz):
+    a = write_images(tmp_path / "a", seed=0)
+    b = write_images(tmp_path / "b", seed=1, smooth=True)
+    flags = ["--inception", str(weights_npz), "--batch", "10"]
+    got = run_main([str(a), str(b), "--kid"] + flags, capsys)
+    assert got["fid"] > 1.0 and got["kid"] > 0.0
+
+    # The same sets as precomputed statistics (sigma as float32, as shipped
+    # statistics files store it) give the same FID without the network.
+    paths = []
+    for label, folder in (("A", a), ("B", b)):
+        stats = compute_stats_for_images(
+            fid_between.ImageSet(label, str(folder)).batches(50), extractor
+        )
+        mu, sigma = stats.mean_cov()
+        paths.append(str(tmp_path / f"{label}.npz"))
+        np.savez(paths[-1], mu=mu, sigma=sigma.astype(np.float32))
+    again = run_main(paths, capsys)
+    assert again["fid"] == pytest.approx(got["fid"], rel=1e-5, abs=2e-3)
+    # A set against itself; 10 images in 2048-d leave a singular covariance
+    # whose rounding noise is ~1e-5 of the trace.
+    same = run_main([paths[1], paths[1]], capsys)
+    assert same["fid"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_zip_with_prefix(tmp_path):
+    path = tmp_path / "set.zip"
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, size in [
+            ("train/x/0.png", 8),
+            ("test/b/1.png", 8),
+            ("test/a/0.png", 8),
+            ("test/a/2.png", 16),
+            ("test/notes.txt", 0),
+        ]:
+            if size:
+                img = rng.integers(0, 256, (size, size, 3), np.uint8)
+                f = zf.open(name, "w")
+                Image.fromarray(img).save(f, format="PNG")
+                f.close()
+            else:
+                zf.writestr(name, "not an image")
+    src = fid_between.open_source("A", f"{path}:test/")
+    assert src.names == ["test/a/0.png", "test/a/2.png", "test/b/1.png"]
+    shapes = [b.shape for b in src.batches(batch_size=50)]
+    # A batch ends where the image size changes.
+    assert shapes == [(1, 8, 8, 3), (1, 16, 16, 3), (1, 8, 8, 3)]
+    assert len(fid_between.open_source("A", str(path)).names) == 4
+    with pytest.raises(UserError, match="no images .* under 'val/'"):
+        fid_between.open_source("A", f"{path}:val/")
+
+
+def test_bad_inputs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="A: no images"):
+        fid_between.open_source("A", str(tmp_path / "empty"))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(UserError, match="neither a folder"):
+        fid_between.open_source("B", str(text))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "0.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match="cannot decode '0.png'"):
+        list(fid_between.open_source("A", str(bad)).batches(4))
+    stats = tmp_path / "s.npz"
+    np.savez(stats, mu=np.zeros(4), sigma=np.eye(4))
+    with pytest.raises(UserError, match="no 'features' for KID"):
+        fid_between.main([str(stats), str(stats), "--kid"])
+
+
+def test_cli_error_is_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-m", "metrics.fid_between", str(tmp_path / "x"), "y"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and "A: '" in lines[0] and "does not exist" in lines[0]
+    )
