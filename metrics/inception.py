@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import pickle
+import sys
 import urllib.request
 import zipfile
 
@@ -266,11 +267,34 @@ _STORAGE_DTYPES = {
 }
 
 
+def _refuse_build(self, state):
+    raise pickle.UnpicklingError("refusing to set state on a torch stand-in")
+
+
 class _StorageType:
     """Stand-in for `torch.FloatStorage` etc.: only names a dtype."""
 
+    __setstate__ = _refuse_build
+
     def __init__(self, name):
         self.dtype = np.dtype(_STORAGE_DTYPES[name]).newbyteorder("<")
+
+
+class _Stub:
+    """A fresh callable per pickle reference to a torch function.
+
+    Fresh, and with a refusing __setstate__, so a pickle's BUILD opcode
+    cannot change objects shared with the rest of the program.
+    """
+
+    __slots__ = ("fn",)
+    __setstate__ = _refuse_build
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):
@@ -278,6 +302,8 @@ def _rebuild_tensor(storage, offset, size, stride, *unused):
 
     A view, not a copy: the legacy format fills storages after unpickling.
     """
+    if not isinstance(storage, np.ndarray):
+        raise pickle.UnpicklingError("a tensor without a storage")
     item = storage.dtype.itemsize
     if any(s < 0 for s in stride) or any(n < 0 for n in size):
         raise pickle.UnpicklingError("negative tensor size or stride")
@@ -304,8 +330,7 @@ class _TorchUnpickler(pickle.Unpickler):
     can otherwise run any code.
     """
 
-    _ALLOWED = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
+    _FUNCTIONS = {
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
@@ -316,8 +341,10 @@ class _TorchUnpickler(pickle.Unpickler):
         self.read_storage = read_storage  # (key, dtype, numel) -> array
 
     def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return self._ALLOWED[(module, name)]
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict  # a C type: its attributes are fixed
+        if (module, name) in self._FUNCTIONS:
+            return _Stub(self._FUNCTIONS[(module, name)])
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
         raise pickle.UnpicklingError(
@@ -326,6 +353,8 @@ class _TorchUnpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid):
+        if self.read_storage is None:
+            raise pickle.UnpicklingError("a storage outside the state dict")
         if (
             not isinstance(pid, tuple)
             or len(pid) < 5
@@ -403,7 +432,15 @@ def read_pth(path):
             state = _read_pth_zip(path)
         else:
             state = _read_pth_legacy(path)
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        ValueError,
+        TypeError,
+        IndexError,
+        AttributeError,
+    ) as e:  # a malformed file can fail in any of these ways
         raise UserError(f"cannot load '{path}': {e}")
     except OSError as e:
         raise UserError(f"cannot read '{path}': {e.strerror or e}")
@@ -466,7 +503,7 @@ def find_weights(path=None, allow_download=True):
     why = "downloads are disabled"
     if allow_download:
         dest = os.path.join(folder, PTH_NAME)
-        print(f"Downloading FID Inception weights to {dest} ...")
+        print(f"Downloading FID Inception weights to {dest}", file=sys.stderr)
         why = _download(dest)
         if why is None:
             return dest
@@ -481,7 +518,12 @@ def weights_digest(state, names):
     """Short id of the weight values, the same whichever file held them."""
     h = hashlib.sha256()
     for name in names:
-        for part in ("conv.weight", "bn.bias", "bn.running_mean"):
+        for part in (
+            "conv.weight",
+            "bn.bias",
+            "bn.running_mean",
+            "bn.running_var",
+        ):
             h.update(np.ascontiguousarray(state[f"{name}.{part}"], "<f4"))
     return h.hexdigest()[:16]
 

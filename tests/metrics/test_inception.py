@@ -304,6 +304,26 @@ def test_hostile_pickle_is_refused(tmp_path, layout):
         inception.read_weights(path)
 
 
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        # BUILD on the tensor rebuild function: would alter shared state.
+        (b"ctorch._utils\n_rebuild_tensor_v2\n}S'x'\nK\x01sb.", "set state"),
+        # A tensor whose "storage" is not one.
+        (
+            b"ctorch._utils\n_rebuild_tensor_v2\n(S'x'\nK\x00)))tR.",
+            "without a storage",
+        ),
+    ],
+)
+def test_malformed_pickles_are_refused(tmp_path, data, match):
+    path = tmp_path / "bad.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("bad/data.pkl", data)
+    with pytest.raises(UserError, match=match):
+        inception.read_weights(path)
+
+
 def test_wrong_shape_is_named(tmp_path, weights_npz):
     state = inception.read_npz(weights_npz)
     state["Mixed_6a.branch3x3.bn.bias"] = np.zeros([3], "float32")
