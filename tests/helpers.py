@@ -48,3 +48,37 @@ def check_layer(layer, inputs, expected_shape, expected_trainable=None):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     return out
+
+
+def make_tiny_snapshot(path, res=16, **changes):
+    """Write an untrained tiny snapshot in train.py's format; returns cfg.
+
+    G, D and Gs are built from `tiny_config(res, **changes)`. Gs gets
+    non-zero noise strengths so the noise modes give different images.
+    The optimizer state (only resume needs it) is left out.
+    """
+    from msg_stylegan import networks
+    from training import snapshot
+
+    cfg = tiny_config(res, **changes)
+    G, D = networks.build_networks(cfg)
+    Gs = networks.build_generator(cfg, name="Gs")
+    gs_state = networks.get_state(G)
+    for key, value in gs_state.items():
+        if key.endswith("noise/strength"):
+            gs_state[key] = np.full_like(value, 0.5)
+    networks.set_state(Gs, gs_state)
+    snapshot.save(
+        path,
+        {
+            "kimg": 0.0,
+            "cur_nimg": 0,
+            "step": 0,
+            "config": cfg.to_json(),
+            "G": networks.get_state(G),
+            "D": networks.get_state(D),
+            "Gs": networks.get_state(Gs),
+            "rng": {"seed": int(cfg.seed), "step": 0},
+        },
+    )
+    return cfg
