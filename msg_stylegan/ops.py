@@ -70,8 +70,10 @@ def image_pyramid(img, num_levels):
 def minibatch_stddev(x, group_size=4, num_new_features=1):
     """Append the mean per-group feature stddev as new feature maps.
 
-    As StyleGAN: the batch is split into groups of `group_size` (or the whole
-    batch when smaller); sample i belongs to group i % (N / group_size).
+    As StyleGAN, with groups of `group_size` (or the whole batch when
+    smaller), except that groups are contiguous runs of the batch (StyleGAN
+    strides them): a replica's slice of a global batch then holds whole
+    groups, so one device and several compute the same step.
     """
     n, h, w, c = x.shape
     if n is None:
@@ -85,11 +87,12 @@ def minibatch_stddev(x, group_size=4, num_new_features=1):
     f = num_new_features
     dtype = x.dtype
     y = ops.cast(x, "float32")
-    y = ops.reshape(y, (g, -1, h, w, f, c // f))  # [GMHWFc] split into groups
-    y = y - ops.mean(y, axis=0, keepdims=True)  # [GMHWFc] subtract group mean
-    y = ops.mean(ops.square(y), axis=0)  # [MHWFc] variance over the group
+    y = ops.reshape(y, (-1, g, h, w, f, c // f))  # [MGHWFc] split into groups
+    y = y - ops.mean(y, axis=1, keepdims=True)  # [MGHWFc] subtract group mean
+    y = ops.mean(ops.square(y), axis=1)  # [MHWFc] variance over the group
     y = ops.sqrt(y + 1e-8)  # [MHWFc] stddev
     y = ops.mean(y, axis=(1, 2, 4))  # [MF] average over pixels and channels
-    y = ops.reshape(y, (-1, 1, 1, f))  # [M11F]
-    y = ops.tile(y, (g, h, w, 1))  # [NHWF] replicate over group and pixels
+    y = ops.reshape(y, (-1, 1, 1, 1, f))  # [M111F]
+    y = ops.tile(y, (1, g, h, w, 1))  # [MGHWF] replicate over group, pixels
+    y = ops.reshape(y, (n, h, w, f))  # [NHWF]
     return ops.concatenate([x, ops.cast(y, dtype)], axis=-1)

@@ -29,11 +29,15 @@ _ALLOWED = {
 }
 
 
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(
+        raise _Refused(
             f"refusing to load '{module}.{name}': snapshots may hold only "
             "plain data and NumPy arrays"
         )
@@ -73,7 +77,7 @@ def load(path):
         raw = f.read()
     try:
         data = _SafeUnpickler(io.BytesIO(raw)).load()
-    except pickle.UnpicklingError as e:
+    except _Refused as e:
         raise UserError(f"snapshot '{path}' refused: {e}")
     except Exception as e:  # truncated or not a pickle at all
         raise UserError(

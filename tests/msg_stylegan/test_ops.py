@@ -13,7 +13,7 @@ def _np_mbstd(x, group_size=4):
     out = np.zeros((n, h, w, c + 1), x.dtype)
     out[..., :c] = x
     for j in range(m):
-        members = [i for i in range(n) if i % m == j]  # StyleGAN grouping
+        members = list(range(j * g, (j + 1) * g))  # contiguous groups
         std = np.sqrt(x[members].var(axis=0) + 1e-8).mean()
         out[members, :, :, c] = std
     return out

@@ -70,7 +70,11 @@ def _adam(cfg, name):
 
 
 def build_state(cfg, strategy):
-    """G, D, Gs and both optimizers, built under the strategy's scope."""
+    """G, D, Gs and both optimizers, built under the strategy's scope.
+
+    Initial weights come from `cfg.seed`, so equal seeds start equal runs.
+    """
+    keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         policy = dtype_policy(cfg)
         G, D = build_networks(cfg, dtype=policy)

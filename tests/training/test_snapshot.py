@@ -1,0 +1,70 @@
+"""Tests for snapshot files: round trip, atomic write, the safe unpickler."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from dnnlib.util import UserError
+from training import snapshot
+
+
+def _data():
+    return {
+        "kimg": 1.5,
+        "config": "{}",
+        "G": {"a/kernel": np.ones((2, 3), np.float32)},
+        "D": {},
+        "Gs": {"a/kernel": np.zeros((2, 3), np.float32)},
+        "G_opt": {"adam/iteration": np.array(3, np.int64)},
+    }
+
+
+def test_round_trip_and_no_temp_left(tmp_path):
+    path = tmp_path / "net.pkl"
+    snapshot.save(path, _data())
+    assert os.listdir(tmp_path) == ["net.pkl"]
+    data = snapshot.load(path)
+    np.testing.assert_array_equal(data["G"]["a/kernel"], np.ones((2, 3)))
+    assert data["kimg"] == 1.5 and data["version"] == snapshot.VERSION
+
+
+def test_refuses_non_plain_data(tmp_path):
+    with pytest.raises(TypeError, match="not plain data"):
+        snapshot.save(tmp_path / "x.pkl", {"config": object()})
+    assert not os.listdir(tmp_path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-snapshot",))
+
+
+def test_hostile_pickle_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pkl"
+    payload = {"format": snapshot.FORMAT, "version": 1, "G": _Evil()}
+    path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(UserError, match="refusing to load '(posix|os).system"):
+        snapshot.load(path)
+    assert not (tmp_path / "pwned-by-snapshot").exists()
+
+
+def test_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        snapshot.load(tmp_path / "missing.pkl")
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(os.urandom(64))
+    with pytest.raises(UserError, match="corrupt or not a snapshot"):
+        snapshot.load(bad)
+    good = tmp_path / "good.pkl"
+    snapshot.save(good, _data())
+    truncated = tmp_path / "truncated.pkl"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(UserError, match="corrupt"):
+        snapshot.load(truncated)
+    foreign = tmp_path / "foreign.pkl"
+    foreign.write_bytes(pickle.dumps({"weights": [1, 2]}))
+    with pytest.raises(UserError, match="not an msg-stylegan snapshot"):
+        snapshot.load(foreign)
