@@ -18,8 +18,10 @@ class StatsCollector:
         self.run_dir = run_dir
         self.writer = None
         if run_dir is not None:
-            import tensorflow as tf
-
+            try:  # TensorBoard needs TensorFlow; JAX-only installs skip it.
+                import tensorflow as tf
+            except ImportError:
+                return
             self.writer = tf.summary.create_file_writer(run_dir)
 
     def add(self, stats):

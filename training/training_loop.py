@@ -12,7 +12,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from datasets import pipeline, tfrecords
+from datasets import tfrecords
 from dnnlib.util import UserError, format_time
 from msg_stylegan import networks
 from msg_stylegan.ops import upsample2d
@@ -40,6 +40,12 @@ def save_grid(imgs, path, grid):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     mode = "L" if c == 1 else "RGB"
     Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode).save(path)
+
+
+def load_images(info, n):
+    """The first n images of the dataset as uint8 NHWC (cycled)."""
+    imgs = list(tfrecords.iterate_images(info, max_images=n))
+    return np.stack([imgs[i % len(imgs)] for i in range(n)])
 
 
 def generate_scales(Gs, z, batch, **kwargs):
@@ -143,15 +149,7 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
         cur_nimg, step = int(data["cur_nimg"]), int(data["step"])
         print(f"Resumed from '{resume}' at kimg {cur_nimg / 1000:.1f}")
 
-    ds = pipeline.make_dataset(
-        info,
-        cfg.batch,
-        strategy=strategy,
-        mirror=cfg.mirror,
-        seed=cfg.seed,
-        skip_batches=step,
-    )
-    batches = iter(ds)
+    batches = backend.make_batches(info, cfg, strategy, skip_batches=step)
     train_step = backend.make_train_step(state, cfg, strategy)
 
     grid = grid_shape(cfg)
@@ -159,7 +157,7 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
     grid_z = grid_z.astype(np.float32)
     reals_path = os.path.join(run_dir, "reals.png")
     if not os.path.exists(reals_path):
-        reals = pipeline.load_images(info, grid[0] * grid[1])
+        reals = load_images(info, grid[0] * grid[1])
         save_grid(reals, reals_path, grid)
 
     stats = StatsCollector(run_dir)

@@ -138,6 +138,21 @@ def real_logits_and_gradients(D, reals, with_gradients=True):
     return imgs, logits, grads
 
 
+def make_batches(info, cfg, strategy, skip_batches=0):
+    """An iterator of per-replica uint8 batches of the global batch."""
+    from datasets import pipeline
+
+    ds = pipeline.make_dataset(
+        info,
+        cfg.batch,
+        strategy=strategy,
+        mirror=cfg.mirror,
+        seed=cfg.seed,
+        skip_batches=skip_batches,
+    )
+    return iter(ds)
+
+
 def _finite(tensors):
     checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors]
     return tf.reduce_all(tf.stack(checks))
