@@ -10,6 +10,11 @@ def get():
         from training.backends import tensorflow
 
         return tensorflow
+    if name == "jax":
+        from training.backends import jax
+
+        return jax
     raise RuntimeError(
-        f"training supports the tensorflow backend; KERAS_BACKEND is '{name}'"
+        "training supports the tensorflow and jax backends; KERAS_BACKEND "
+        f"is '{name}'"
     )

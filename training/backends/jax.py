@@ -1,0 +1,561 @@
+"""The JAX backend: the same API as `tensorflow.py`, as one jitted step.
+
+The same Keras networks run through `stateless_call` (or a StatelessScope
+for G's mapping and synthesis separately), gradients come from
+`jax.value_and_grad`, and both Adams update in stateless form
+(`optimizer.stateless_apply`). Semantics match the TensorFlow backend:
+
+- D step with multi-scale R1: the pyramid is built from the full-res reals
+  inside the differentiated function, and the gradient of each pyramid image
+  is the TOTAL derivative through every coarser image computed from it (as
+  TF's tape gives for an intermediate tensor), so the full-res gradient is
+  d sum(D(pyramid(x))) / dx.
+- G step, then the w_avg update and the Gs moving average, both only after
+  an applied G update.
+- Losses are sums over samples divided by the GLOBAL batch.
+- A non-finite D or G update is skipped (weights and optimizer state keep
+  their old values, `jnp.where` over the whole state) and counted.
+- Latents, noise and WGAN-GP epsilons are drawn for the whole global batch
+  from `jax.random` keys folded from (seed, purpose, step); with several
+  devices the batch axis is sharded over a one-axis mesh, so every device
+  computes its slice of the same global draw. The draws differ from TF's
+  stateless RNG; `step(..., latents=...)` injects them to compare backends.
+
+Per-device differences: relativistic losses take their batch means over
+the device's slice on TF (per replica) but over the global batch here.
+
+The data stream (`make_batches`) reads the TFRecords with the pure-Python
+reader in `datasets/tfrecords.py`, so this module never imports
+TensorFlow; it is seeded and resumable but not the same image order as
+tf.data's shuffle buffer.
+"""
+
+import json
+import mmap
+import queue
+import struct
+import threading
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from msg_stylegan import ops as msg_ops
+from msg_stylegan.networks import build_generator, build_networks
+from training import loss as loss_lib
+from training.ema import ema_beta
+
+NAME = "jax"
+
+# Seed purposes, as the TF backend: each draw of a step has its own stream.
+_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G = range(5)
+
+
+class Strategy:
+    """The devices a step runs on, as a one-axis ("batch") mesh.
+
+    Parameters are replicated and batches sharded along their first axis;
+    `num_replicas_in_sync` mirrors tf.distribute for the training loop.
+    """
+
+    def __init__(self, devices):
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        self.devices = list(devices)
+        self.num_replicas_in_sync = len(self.devices)
+        self.mesh = Mesh(np.array(self.devices), ("batch",))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.batch = NamedSharding(self.mesh, PartitionSpec("batch"))
+
+
+def make_strategy(gpus=0, devices=None):
+    """All GPUs (or the first `gpus`), else every CPU device JAX sees.
+
+    devices: explicit JAX devices or indices into `jax.devices()` (tests
+    use two host devices from --xla_force_host_platform_device_count).
+    """
+    if devices:
+        every = jax.devices()
+        return Strategy(
+            [every[d] if isinstance(d, int) else d for d in devices]
+        )
+    try:
+        found = jax.devices("gpu")
+    except RuntimeError:
+        found = []
+    if gpus and gpus > len(found):
+        from dnnlib.util import UserError
+
+        raise UserError(
+            f"--gpus={gpus} but only {len(found)} GPUs are visible to JAX"
+        )
+    if found:
+        return Strategy(found[: gpus or len(found)])
+    return Strategy(jax.devices("cpu")[:1])
+
+
+def dtype_policy(cfg):
+    return {"off": None, "bf16": "mixed_bfloat16"}[cfg.mixed_precision]
+
+
+def _adam(cfg, name):
+    return keras.optimizers.Adam(
+        learning_rate=cfg.lr,
+        beta_1=cfg.adam_beta1,
+        beta_2=cfg.adam_beta2,
+        epsilon=cfg.adam_epsilon,
+        name=name,
+    )
+
+
+def build_state(cfg, strategy):
+    """G, D, Gs and both optimizers (the same variables and paths as TF's).
+
+    Initial weights come from `cfg.seed`. The step keeps no state of its
+    own: it reads these variables and assigns its results back.
+    """
+    keras.utils.set_random_seed(cfg.seed)
+    policy = dtype_policy(cfg)
+    G, D = build_networks(cfg, dtype=policy)
+    Gs = build_generator(cfg, name="Gs", dtype=policy)
+    copy_weights(G, Gs)
+    G_opt, D_opt = _adam(cfg, "G_opt"), _adam(cfg, "D_opt")
+    G_opt.build(G.trainable_variables)
+    D_opt.build(D.trainable_variables)
+    return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
+
+
+def copy_weights(src, dst):
+    for s, d in zip(src.variables, dst.variables):
+        d.assign(s)
+
+
+def _key(seed, step, purpose):
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), purpose)
+    return jax.random.fold_in(key, step)
+
+
+def draw_latents(cfg, noise_resolutions, global_batch, step):
+    """The global batch's z and noise for both steps, plus GP epsilons.
+
+    Returns the dict `step(..., latents=...)` accepts: z_d, noise_d, z_g,
+    noise_g ([B, z_dim] and lists of [B, res, res, 1]) and eps ([B]).
+    """
+    out = {}
+    for part, (zp, np_) in (("d", (_Z_D, _NOISE_D)), ("g", (_Z_G, _NOISE_G))):
+        out[f"z_{part}"] = jax.random.normal(
+            _key(cfg.seed, step, zp), (global_batch, cfg.z_dim)
+        )
+        base = _key(cfg.seed, step, np_)
+        out[f"noise_{part}"] = [
+            jax.random.normal(
+                jax.random.fold_in(base, i), (global_batch, res, res, 1)
+            )
+            for i, res in enumerate(noise_resolutions)
+        ]
+    out["eps"] = jax.random.uniform(
+        _key(cfg.seed, step, _EPS_GP), (global_batch,)
+    )
+    return out
+
+
+def _pyramid_total_grads(direct, imgs):
+    """Per-level gradients with coarser levels recomputed from each level.
+
+    `direct[i]` is d sum(D) / d imgs[i] holding the other levels fixed.
+    Level i feeds D and, through `downsample2d`, level i-1; so its total
+    gradient adds the pull-back of level i-1's total gradient (coarse to
+    fine, as TF's tape gives for the intermediate tensors).
+    """
+    total = [direct[0]]
+    for i in range(1, len(imgs)):
+        _, pull = jax.vjp(msg_ops.downsample2d, imgs[i])
+        total.append(direct[i] + pull(total[-1])[0])
+    return total
+
+
+def real_logits_and_gradients(D, d_tv, d_ntv, reals):
+    """D on the real pyramid, and d sum(D) / d(each pyramid image).
+
+    The JAX twin of the TF function of the same name; differentiable with
+    respect to `d_tv` (R1's second order).
+    """
+    imgs = msg_ops.image_pyramid(reals, D.num_inputs)
+
+    def d_sum(levels):
+        logits = D.stateless_call(d_tv, d_ntv, levels)[0]
+        return jnp.sum(logits.astype(jnp.float32)), logits
+
+    (_, logits), direct = jax.value_and_grad(d_sum, has_aux=True)(imgs)
+    return imgs, logits, _pyramid_total_grads(direct, imgs)
+
+
+def _generate(G, g_tv, g_ntv, z, noise):
+    """ws and G's images, with G's variables given (a StatelessScope)."""
+    mapping = list(zip(G.trainable_variables, g_tv))
+    mapping += list(zip(G.non_trainable_variables, g_ntv))
+    with keras.StatelessScope(state_mapping=mapping):
+        ws = G.mapping(z)
+        imgs = G.synthesis(ws, noise=noise)
+    return ws, imgs
+
+
+def _finite(tree):
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _select(ok, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def _to_float(reals_u8):
+    return reals_u8.astype(jnp.float32) / 127.5 - 1.0
+
+
+class _Vars:
+    """The step's state as lists of arrays, read from and written to Keras.
+
+    Reading every call lets a caller `set_state` between steps; writing
+    back lets the loop use `state.Gs` and snapshot as on TF.
+    """
+
+    def __init__(self, state):
+        self.groups = {
+            "g_tv": state.G.trainable_variables,
+            "g_ntv": state.G.non_trainable_variables,
+            "d_tv": state.D.trainable_variables,
+            "d_ntv": state.D.non_trainable_variables,
+            "gs_tv": state.Gs.trainable_variables,
+            "gs_ntv": state.Gs.non_trainable_variables,
+            "g_opt": state.G_opt.variables,
+            "d_opt": state.D_opt.variables,
+        }
+
+    def read(self):
+        return {k: [v.value for v in vs] for k, vs in self.groups.items()}
+
+    def write(self, values):
+        for key, vs in self.groups.items():
+            for v, x in zip(vs, values[key]):
+                v.assign(x)
+
+
+def make_train_step(state, cfg, strategy):
+    """Build `step(reals, step_index, latents=None) -> dict of floats`.
+
+    One call runs the D step (with the regulariser every `r1_interval`
+    steps), the G step, the w_avg update and the Gs moving average, as one
+    jitted function. `latents` (the dict `draw_latents` returns, global
+    batch, NumPy or JAX) replaces the step's own draws: tests use it to
+    feed both backends the same numbers.
+    """
+    G, D = state.G, state.D
+    G_opt, D_opt = state.G_opt, state.D_opt
+    loss = loss_lib.get_loss(cfg.loss)
+    global_batch = cfg.batch
+    k = D.num_inputs
+    beta = ema_beta(global_batch, cfg.ema_kimg)
+    noise_res = G.synthesis.noise_resolutions
+    g_ntv_vars = G.non_trainable_variables
+    w_avg_index = [v.path for v in g_ntv_vars].index(G.mapping.w_avg.path)
+    float_fixed = [i for i, v in enumerate(g_ntv_vars) if "float" in v.dtype]
+    w_avg_beta = G.mapping.w_avg_beta
+    variables = _Vars(state)
+    several = strategy.num_replicas_in_sync > 1
+
+    def shard(x):
+        # The batch axis over the devices; a no-op with one device.
+        if not several:
+            return x
+        return jax.lax.with_sharding_constraint(x, strategy.batch)
+
+    def d_loss_fn(d_tv, s, reals, fakes, eps, with_reg):
+        d_ntv = s["d_ntv"]
+        n = reals.shape[0]
+        penalty = jnp.zeros([n])
+        use_r1 = with_reg and loss.penalty == "r1"
+        if use_r1:
+            real_imgs, logits_real, r1_grads = real_logits_and_gradients(
+                D, d_tv, d_ntv, reals
+            )
+            r1 = loss_lib.r1_penalty(r1_grads)
+            penalty = r1 * (cfg.r1_gamma * 0.5 * cfg.r1_interval)
+        else:
+            real_imgs = msg_ops.image_pyramid(reals, k)
+            logits_real = D.stateless_call(d_tv, d_ntv, real_imgs)[0]
+        if with_reg and loss.penalty == "gp":
+            mix = loss_lib.interpolate(real_imgs, fakes, eps)
+
+            def mix_sum(m):
+                out = D.stateless_call(d_tv, d_ntv, m)[0]
+                return jnp.sum(out.astype(jnp.float32))
+
+            gp = loss_lib.gradient_penalty(jax.grad(mix_sum)(mix))
+            penalty = cfg.wgan_lambda * gp
+            penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(logits_real)
+        logits_fake = D.stateless_call(d_tv, d_ntv, fakes)[0]
+        per_sample = loss.d_loss(logits_real, logits_fake)
+        total = jnp.sum(per_sample + penalty) / global_batch
+        stats = {
+            "Loss/D/loss": total,
+            "Loss/D/reg": jnp.sum(penalty) / global_batch,
+            "Loss/scores/real": jnp.sum(logits_real.astype(jnp.float32))
+            / global_batch,
+            "Loss/scores/fake": jnp.sum(logits_fake.astype(jnp.float32))
+            / global_batch,
+        }
+        return total, stats
+
+    def g_loss_fn(g_tv, s, reals, z, noise):
+        ws, imgs = _generate(G, g_tv, s["g_ntv"], z, noise)
+        logits_fake = D.stateless_call(s["d_tv"], s["d_ntv"], imgs[-k:])[0]
+        logits_real = None
+        if loss.needs_real_in_g:
+            logits_real = jax.lax.stop_gradient(
+                D.stateless_call(
+                    s["d_tv"], s["d_ntv"], msg_ops.image_pyramid(reals, k)
+                )[0]
+            )
+        per_sample = loss.g_loss(logits_fake, logits_real)
+        total = jnp.sum(per_sample) / global_batch
+        w_sum = jnp.sum(ws[:, 0].astype(jnp.float32), axis=0)
+        return total, ({"Loss/G/loss": total}, w_sum / global_batch)
+
+    def train_step(s, reals_u8, step, latents, with_reg):
+        if latents is None:
+            latents = draw_latents(cfg, noise_res, global_batch, step)
+        lat = jax.tree_util.tree_map(shard, latents)
+        reals = _to_float(shard(reals_u8))
+
+        # D step: fakes carry no gradient path to G.
+        _, fakes = _generate(
+            G, s["g_tv"], s["g_ntv"], lat["z_d"], lat["noise_d"]
+        )
+        fakes = [jax.lax.stop_gradient(x) for x in fakes[-k:]]
+        (_, d_stats), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+            s["d_tv"], s, reals, fakes, lat["eps"], with_reg
+        )
+        d_ok = _finite(d_grads)
+        new_d, new_d_opt = D_opt.stateless_apply(s["d_opt"], d_grads, s["d_tv"])
+        s = dict(s)
+        s["d_tv"], s["d_opt"] = _select(
+            d_ok, (new_d, new_d_opt), (s["d_tv"], s["d_opt"])
+        )
+
+        # G step against the updated D.
+        (_, (g_stats, w_mean)), g_grads = jax.value_and_grad(
+            g_loss_fn, has_aux=True
+        )(s["g_tv"], s, reals, lat["z_g"], lat["noise_g"])
+        g_ok = _finite(g_grads)
+        new_g, new_g_opt = G_opt.stateless_apply(s["g_opt"], g_grads, s["g_tv"])
+        s["g_tv"], s["g_opt"] = _select(
+            g_ok, (new_g, new_g_opt), (s["g_tv"], s["g_opt"])
+        )
+
+        # w_avg and Gs follow only an applied G update.
+        g_ntv = list(s["g_ntv"])
+        w_avg = g_ntv[w_avg_index]
+        target = w_mean + (w_avg - w_mean) * w_avg_beta
+        g_ntv[w_avg_index] = jnp.where(g_ok, target, w_avg)
+        s["g_ntv"] = g_ntv
+        s["gs_tv"] = [
+            g + (gs - g) * beta for g, gs in zip(s["g_tv"], s["gs_tv"])
+        ]
+        gs_ntv = list(s["gs_ntv"])
+        for i in float_fixed:
+            gs_ntv[i] = g_ntv[i]
+        s["gs_ntv"] = gs_ntv
+        stats = {**d_stats, **g_stats}
+        stats["Progress/skipped_D"] = 1.0 - d_ok.astype(jnp.float32)
+        stats["Progress/skipped_G"] = 1.0 - g_ok.astype(jnp.float32)
+        return s, stats
+
+    # No buffer donation: G and Gs may share arrays after copy_weights.
+    jitted = jax.jit(train_step, static_argnums=(4,))
+
+    def step(reals, step_index, latents=None):
+        with_reg = step_index % cfg.r1_interval == 0
+        reals = jax.device_put(np.asarray(reals), strategy.batch)
+        if latents is not None:
+            latents = jax.tree_util.tree_map(
+                lambda x: jax.device_put(
+                    np.asarray(x, np.float32), strategy.batch
+                ),
+                latents,
+            )
+        values = jax.device_put(variables.read(), strategy.replicated)
+        values, stats = jitted(
+            values, reals, jnp.int32(step_index), latents, bool(with_reg)
+        )
+        variables.write(values)
+        return {key: float(v) for key, v in stats.items()}
+
+    return step
+
+
+# ---------------------------------------------------------------------------
+# Data: the pure-Python TFRecord reader, seeded and resumable
+
+
+def _record_offsets(buf):
+    """(start, length) of every record payload in a TFRecord file's bytes.
+
+    Framing: uint64 length, uint32 CRC of the length, payload, uint32 CRC.
+    """
+    offsets, pos, size = [], 0, len(buf)
+    while pos + 12 <= size:
+        (length,) = struct.unpack_from("<Q", buf, pos)
+        offsets.append((pos + 12, length))
+        pos += 12 + length + 4
+    return offsets
+
+
+class BatchStream:
+    """Seeded uint8 [B, H, W, C] batches of the full-resolution records.
+
+    The stream is the concatenation of epochs, each a permutation of all
+    records from `(seed, epoch)`; batch b holds stream images
+    [b * B, (b + 1) * B), so `skip_batches` jumps there in O(1) and a
+    resumed run sees the batches it would have. Mirroring flips each image
+    with probability 1/2 from `(seed, b)`. A background thread keeps a few
+    batches ready. (tf.data's shuffle buffer gives a different order.)
+    """
+
+    def __init__(self, info, batch, mirror, seed, skip_batches=0, ahead=4):
+        from datasets import tfrecords
+
+        self.decode = tfrecords.decode_record
+        self.path = info.files[info.resolution]
+        with open(self.path, "rb") as f:
+            self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self.offsets = _record_offsets(self.buf)
+        self.batch, self.mirror, self.seed = batch, mirror, seed
+        self.next_batch = skip_batches
+        self._perm = {}
+        self._queue = queue.Queue(maxsize=ahead)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, daemon=True)
+        self._thread.start()
+
+    def _permutation(self, epoch):
+        if epoch not in self._perm:
+            self._perm = {
+                epoch: np.random.default_rng([self.seed, epoch]).permutation(
+                    len(self.offsets)
+                )
+            }
+        return self._perm[epoch]
+
+    def make(self, b):
+        """Batch number `b` of the stream (deterministic)."""
+        n = len(self.offsets)
+        imgs = []
+        for i in range(b * self.batch, (b + 1) * self.batch):
+            start, length = self.offsets[self._permutation(i // n)[i % n]]
+            imgs.append(
+                self.decode(self.buf[start : start + length], self.path)
+            )
+        imgs = np.stack(imgs)
+        if self.mirror:
+            flip = np.random.default_rng([self.seed, b, 1]).random(len(imgs))
+            imgs[flip < 0.5] = imgs[flip < 0.5, :, ::-1]
+        return imgs
+
+    def _fill(self):
+        b = self.next_batch
+        while not self._stop.is_set():
+            try:
+                item = self.make(b)
+            except Exception as e:  # surfaced in the consumer's thread
+                item = e
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, Exception):
+                return
+            b += 1
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self._queue.get()
+        if isinstance(item, Exception):
+            raise item
+        self.next_batch += 1
+        return item
+
+    def close(self):
+        self._stop.set()
+
+
+def make_batches(info, cfg, strategy, skip_batches=0):
+    """An iterator of global uint8 batches (the step shards them)."""
+    from dnnlib.util import UserError
+
+    if cfg.batch % strategy.num_replicas_in_sync:
+        raise UserError(
+            f"batch {cfg.batch} must be a multiple of the "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
+    return BatchStream(
+        info, cfg.batch, cfg.mirror, cfg.seed, skip_batches=skip_batches
+    )
+
+
+# ---------------------------------------------------------------------------
+# Optimizer state, devices, memory
+
+
+def optimizer_state(opt):
+    """{path: array} of an optimizer's variables (moments, iterations)."""
+    return {v.path: np.asarray(v.numpy()) for v in opt.variables}
+
+
+def set_optimizer_state(opt, state, what):
+    variables = {v.path: v for v in opt.variables}
+    if set(variables) != set(state):
+        missing = sorted(set(variables) - set(state))[:3]
+        extra = sorted(set(state) - set(variables))[:3]
+        raise ValueError(
+            f"{what}: optimizer state does not match (missing {missing}, "
+            f"unexpected {extra})"
+        )
+    for key, v in variables.items():
+        value = np.asarray(state[key])
+        if tuple(value.shape) != tuple(v.shape):
+            raise ValueError(f"{what}: '{key}' has shape {value.shape}")
+        v.assign(value.astype(v.dtype))
+
+
+def device_name():
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return "CPU"
+    return getattr(device, "device_kind", device.platform.upper())
+
+
+def peak_memory_gb():
+    """Peak device memory (the largest over devices), else peak host RSS."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        peaks = []
+        for d in jax.devices():
+            stats = d.memory_stats() or {}
+            peaks.append(stats.get("peak_bytes_in_use", 0))
+        return max(peaks) / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def describe(strategy):
+    return json.dumps(
+        {"backend": NAME, "replicas": strategy.num_replicas_in_sync}
+    )
