@@ -1,0 +1,390 @@
+"""Metric registry and reporting: FID (Heusel et al. 2017) and KID (2018).
+
+FID as in StyleGAN (Karras et al. 2019, arXiv 1812.04948): Inception
+"inception-2015-12-05" pool_3 features of generated images (Gs, no
+truncation, random noise, full-resolution output only) against the same
+number of reals. KID as in Binkowski et al. 2018 (arXiv 1801.01401) on the
+same features. Real statistics are cached on disk per dataset.
+
+Heavy imports (Keras, the networks, the Inception port) happen inside the
+functions, so `check_metric_names()` and CLI `--help` stay instant.
+"""
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnnlib.util import UserError, format_time
+
+FAKE_SEED = 0  # latents (and noise) of the fakes: the same for every call
+
+_METRICS = {}
+
+
+def register_metric(fn):
+    """Register `fn(opts) -> dict(value, num_real, num_fake)` by its name."""
+    _METRICS[fn.__name__] = fn
+    return fn
+
+
+def metric_names():
+    """All registered metric names, sorted."""
+    return sorted(_METRICS)
+
+
+def check_metric_names(names):
+    """Raise a UserError naming the unknown metrics and the valid ones."""
+    unknown = [n for n in names if n not in _METRICS]
+    if unknown:
+        raise UserError(
+            f"unknown metric {', '.join(repr(n) for n in unknown)}; "
+            f"valid metrics: {', '.join(metric_names())}"
+        )
+
+
+@dataclass
+class MetricOptions:
+    """What a metric function needs.
+
+    Args:
+        G: the generator (Gs) to evaluate.
+        data: the dataset directory (StyleGAN TFRecords).
+        mirror: whether training mirrored the reals (see `iterate_reals`).
+        extractor: a `metrics.inception.FeatureExtractor`.
+        num: an image count overriding the metric's own (quick checks).
+        progress: show progress bars on stderr.
+    """
+
+    G: object
+    data: str
+    mirror: bool
+    extractor: object
+    num: int | None = None
+    progress: bool = True
+
+    def count(self, default):
+        return self.num if self.num else default
+
+
+@dataclass
+class MetricResult:
+    """One metric of one network."""
+
+    name: str
+    value: float
+    seconds: float
+    num_fake: int
+    num_real: int
+    network: str = ""
+
+    def line(self):
+        """`<network> time <t> <metric> <value>`, StyleGAN's result line."""
+        fmt = ".6f" if self.name.startswith("kid") else ".4f"
+        return (
+            f"{self.network} time {format_time(self.seconds)} "
+            f"{self.name} {self.value:{fmt}}"
+        )
+
+
+# --------------------------------------------------------------------------
+# Images
+
+
+def iterate_reals(data, num, batch_size, mirror=False):
+    """uint8 [n, H, W, C] batches of `num` full-resolution reals.
+
+    Stored order. A dataset with fewer than `num` images is cycled; with
+    `mirror`, every second pass (k = 1, 3, ...) is flipped left-right, so
+    the reals match what a mirrored training run saw (pass 0 as stored,
+    pass 1 mirrored, pass 2 as stored...). A dataset of at least `num`
+    images is never flipped.
+    """
+    from datasets.tfrecords import find_dataset, iterate_images
+
+    info = find_dataset(data)
+    file = info.files[info.resolution]
+    batch, done, k = [], 0, 0
+    while done < num:
+        flip = mirror and k % 2 == 1
+        seen = 0
+        for img in iterate_images(file):
+            seen += 1
+            batch.append(img[:, ::-1] if flip else img)
+            done += 1
+            if len(batch) == batch_size:
+                yield np.stack(batch)
+                batch = []
+            if done == num:
+                break
+        if seen == 0:
+            raise UserError(f"dataset '{info.path}' holds no images")
+        k += 1
+    if batch:
+        yield np.stack(batch)
+
+
+def iterate_fakes(G, num, batch_size, seed=FAKE_SEED):
+    """uint8 [n, R, R, C] batches of `num` full-resolution Gs images.
+
+    No truncation and random noise, as StyleGAN's FID. Latents come from
+    `np.random.RandomState(seed)` and the noise from a Keras seed generator
+    made from the same seed, so two calls see the same images.
+    """
+    import keras
+
+    from training.inference import to_uint8
+
+    rnd = np.random.RandomState(seed)
+    noise_gen = keras.random.SeedGenerator(seed)
+    noise_res = G.synthesis.noise_resolutions
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        z = rnd.randn(n, G.z_dim).astype(np.float32)
+        noise = [
+            keras.random.normal((n, r, r, 1), seed=noise_gen) for r in noise_res
+        ]
+        imgs = G(
+            z,
+            truncation_psi=1.0,
+            noise_mode="random",
+            noise=noise,
+        )
+        yield to_uint8(keras.ops.convert_to_numpy(imgs[-1]))
+
+
+def real_stats(opts, num, capture_all=False):
+    """Inception statistics of `num` reals, cached per dataset and options.
+
+    The key names the full-resolution .tfrecords file (path, size, mtime),
+    so a rewritten dataset gets new statistics.
+    """
+    from datasets.tfrecords import find_dataset
+    from metrics.feature_stats import (
+        compute_stats_for_images,
+        dataset_cache_key,
+    )
+
+    info = find_dataset(opts.data)
+    key = dataset_cache_key(
+        info.files[info.resolution], num=num, mirror=bool(opts.mirror)
+    )
+    return compute_stats_for_images(
+        iterate_reals(opts.data, num, opts.extractor.batch_size, opts.mirror),
+        opts.extractor,
+        max_items=num,
+        cache_key=key,
+        capture_all=capture_all,
+        desc="reals",
+        progress=opts.progress,
+    )
+
+
+def fake_stats(opts, num, capture_all=False):
+    """Inception statistics of `num` Gs images (never cached).
+
+    Generated in batches of the extractor's size, so none is padded.
+    """
+    from metrics.feature_stats import compute_stats_for_images
+
+    return compute_stats_for_images(
+        iterate_fakes(opts.G, num, opts.extractor.batch_size),
+        opts.extractor,
+        max_items=num,
+        capture_all=capture_all,
+        desc="fakes",
+        progress=opts.progress,
+    )
+
+
+# --------------------------------------------------------------------------
+# Metrics
+
+
+def compute_fid(opts, num):
+    from metrics.fid import fid_from_stats
+
+    num = opts.count(num)
+    real = real_stats(opts, num)
+    fake = fake_stats(opts, num)
+    value = fid_from_stats(*real.mean_cov(), *fake.mean_cov())
+    return dict(value=value, num_real=real.num_items, num_fake=fake.num_items)
+
+
+def compute_kid(opts, num):
+    from metrics.kid import kid_from_features
+
+    num = opts.count(num)
+    real = real_stats(opts, num, capture_all=True)
+    fake = fake_stats(opts, num, capture_all=True)
+    value = kid_from_features(real.features(), fake.features())
+    return dict(value=value, num_real=real.num_items, num_fake=fake.num_items)
+
+
+@register_metric
+def fid50k(opts):
+    return compute_fid(opts, 50000)
+
+
+@register_metric
+def fid10k(opts):
+    return compute_fid(opts, 10000)
+
+
+@register_metric
+def fid1k(opts):
+    return compute_fid(opts, 1000)
+
+
+@register_metric
+def kid50k(opts):
+    return compute_kid(opts, 50000)
+
+
+@register_metric
+def kid10k(opts):
+    return compute_kid(opts, 10000)
+
+
+# --------------------------------------------------------------------------
+# Evaluation with cached network and extractor
+
+_network_cache = {}  # only the last snapshot: a run's snapshots differ
+_extractor_cache = {}  # (weights file, batch size) -> FeatureExtractor
+
+
+def _file_id(path):
+    st = os.stat(path)
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+def get_network(path):
+    """(Gs, cfg) of a snapshot, reused while the file is unchanged.
+
+    Several metrics on one snapshot load it once.
+    """
+    from training.inference import load_network
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"snapshot '{path}' does not exist")
+    key = _file_id(path)
+    if key not in _network_cache:
+        _network_cache.clear()
+        _network_cache[key] = load_network(path, which="Gs")
+    return _network_cache[key]
+
+
+def get_extractor(inception=None, batch_size=None):
+    """A FeatureExtractor, loaded once per weights file and batch size.
+
+    `inception` is a weights path (searched as `metrics.inception` does:
+    the path, $MSG_STYLEGAN_INCEPTION, the cache, a download) or an
+    extractor, returned as is. `batch_size=None` reuses any extractor
+    already loaded from the same file (else 50 images per pass).
+    """
+    from metrics import inception as inception_lib
+
+    if inception is not None and not isinstance(inception, (str, os.PathLike)):
+        return inception
+    file_id = _file_id(inception_lib.find_weights(inception))
+    if batch_size is None:
+        for (fid, _), extractor in _extractor_cache.items():
+            if fid == file_id:
+                return extractor
+        batch_size = 50
+    key = (file_id, int(batch_size))
+    if key not in _extractor_cache:
+        _extractor_cache[key] = inception_lib.feature_extractor(
+            file_id[0], batch_size=batch_size
+        )
+    return _extractor_cache[key]
+
+
+def resolve_data(data, cfg, path):
+    """The dataset to compare against: `data`, else the snapshot's own."""
+    from datasets.tfrecords import find_dataset
+
+    source = ""
+    if not data:
+        data, source = cfg.data, " (from the snapshot's config)"
+        if not data:
+            raise UserError(
+                f"snapshot '{path}' names no dataset; pass --data=DIR"
+            )
+    try:
+        info = find_dataset(data)
+    except UserError as e:
+        hint = "; pass --data=DIR" if source else ""
+        raise UserError(f"{e}{source}{hint}")
+    if (info.resolution, info.channels) != (
+        cfg.img_resolution,
+        cfg.img_channels,
+    ):
+        raise UserError(
+            f"dataset '{info.path}' holds {info.resolution}x{info.resolution}"
+            f"x{info.channels} images but the network makes "
+            f"{cfg.img_resolution}x{cfg.img_resolution}x{cfg.img_channels}"
+        )
+    return info.path
+
+
+def evaluate_snapshot(
+    name,
+    path,
+    data=None,
+    mirror=None,
+    run_dir=None,
+    inception=None,
+    num=None,
+    batch_size=None,
+    progress=True,
+):
+    """Compute metric `name` of a snapshot's Gs, print and log the line.
+
+    Args:
+        name: a registered metric, e.g. `fid50k`.
+        path: the snapshot .pkl.
+        data: the dataset directory (None: the snapshot config's).
+        mirror: mirror cycled reals (None: the snapshot config's).
+        run_dir: when given, the line is appended to `metric-<name>.txt`.
+        inception: weights path, or a FeatureExtractor to reuse.
+        num: images per side instead of the metric's count (quick checks;
+            results are then not comparable with published ones).
+        batch_size: images per Inception pass (None: an already loaded
+            extractor's, else 50).
+
+    Returns:
+        MetricResult.
+    """
+    check_metric_names([name])
+    G, cfg = get_network(path)
+    data = resolve_data(data, cfg, path)
+    if mirror is None:
+        mirror = cfg.mirror
+    extractor = get_extractor(inception, batch_size)
+    opts = MetricOptions(
+        G=G,
+        data=data,
+        mirror=bool(mirror),
+        extractor=extractor,
+        num=num,
+        progress=progress,
+    )
+    start = time.time()
+    out = _METRICS[name](opts)
+    result = MetricResult(
+        name=name,
+        value=float(out["value"]),
+        seconds=time.time() - start,
+        num_fake=int(out["num_fake"]),
+        num_real=int(out["num_real"]),
+        network=os.path.splitext(os.path.basename(os.fspath(path)))[0],
+    )
+    line = result.line()
+    print(line, flush=True)
+    if run_dir is not None:
+        with open(os.path.join(run_dir, f"metric-{name}.txt"), "a") as f:
+            f.write(line + "\n")
+    return result

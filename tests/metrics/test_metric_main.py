@@ -1,0 +1,174 @@
+"""metric_main end to end: tiny snapshot, tiny dataset, real Inception."""
+
+import glob
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+from datasets import dataset_tool
+from dnnlib.util import UserError
+from metrics import metric_main
+from tests.helpers import make_tiny_snapshot, tiny_config
+
+RES = 16
+NUM = 10  # images per side: the Inception net runs at a few img/s here
+LINE = re.compile(r"^(\S+) time (\d+s|\d+m \d\ds) (\w+) (-?\d+\.\d+)$")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "shapes16"
+    dataset_tool.main(
+        [
+            "create_synthetic",
+            str(path),
+            "--resolution",
+            str(RES),
+            "--num-images",
+            "40",
+        ]
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A folder with one snapshot whose config names no dataset."""
+    path = tmp_path_factory.mktemp("run")
+    make_tiny_snapshot(path / "network-snapshot-000000.pkl", res=RES)
+    return path
+
+
+@pytest.fixture(scope="module")
+def module_extractor(weights_npz):
+    """Loaded once; batch NUM so no pass is padded."""
+    return metric_main.get_extractor(str(weights_npz), batch_size=NUM)
+
+
+@pytest.fixture
+def tiny_kid():
+    """A registered metric small enough for the training-loop hook."""
+
+    def kid_tiny(opts):
+        return metric_main.compute_kid(opts, NUM)
+
+    metric_main.register_metric(kid_tiny)
+    yield "kid_tiny"
+    metric_main._METRICS.pop("kid_tiny")
+
+
+def test_registry():
+    names = metric_main.metric_names()
+    for name in ("fid50k", "fid10k", "fid1k", "kid50k", "kid10k"):
+        assert name in names
+    metric_main.check_metric_names(["fid50k", "kid10k"])
+    with pytest.raises(UserError, match="unknown metric 'fid5k'.*fid50k"):
+        metric_main.check_metric_names(["fid50k", "fid5k"])
+
+
+def test_reals_cycle_with_mirror(dataset):
+    from datasets.tfrecords import iterate_images
+
+    stored = np.stack(list(iterate_images(dataset)))  # [40, 16, 16, 3]
+    got = np.concatenate(list(metric_main.iterate_reals(dataset, 90, 32)))
+    assert got.shape == (90, RES, RES, 3)
+    np.testing.assert_array_equal(got[:40], stored)
+    np.testing.assert_array_equal(got[40:80], stored)  # no mirror: repeat
+    batches = list(metric_main.iterate_reals(dataset, 90, 32, mirror=True))
+    assert [len(b) for b in batches] == [32, 32, 26]
+    got = np.concatenate(batches)
+    np.testing.assert_array_equal(got[:40], stored)
+    np.testing.assert_array_equal(got[40:80], stored[:, :, ::-1])  # pass 1
+    np.testing.assert_array_equal(got[80:], stored[:10])  # pass 2 as stored
+
+
+def test_fakes_repeat(run_dir):
+    G, _ = metric_main.get_network(run_dir / "network-snapshot-000000.pkl")
+    a = np.concatenate(list(metric_main.iterate_fakes(G, 6, 4)))
+    b = np.concatenate(list(metric_main.iterate_fakes(G, 6, 4)))
+    assert a.shape == (6, RES, RES, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert a.std() > 0
+
+
+def test_fid_line_file_and_cache(
+    run_dir, dataset, module_extractor, capsys, tmp_path
+):
+    snap = run_dir / "network-snapshot-000000.pkl"
+    result = metric_main.evaluate_snapshot(
+        "fid1k",
+        snap,
+        data=dataset,
+        run_dir=str(run_dir),
+        inception=module_extractor,
+        num=NUM,
+    )
+    out, err = capsys.readouterr()
+    m = LINE.match(out.strip())
+    assert m, out
+    assert m.group(1) == "network-snapshot-000000"
+    assert m.group(3) == "fid1k"
+    assert math.isfinite(result.value) and result.value > 0
+    assert float(m.group(4)) == pytest.approx(result.value, abs=1e-4)
+    assert (result.num_real, result.num_fake) == (NUM, NUM)
+    assert "reals" in err and "fakes" in err  # progress bars
+    lines = (run_dir / "metric-fid1k.txt").read_text().splitlines()
+    assert lines == [out.strip()]
+    # The real statistics went to the cache and are read back, not redone.
+    cached = glob.glob(str(tmp_path / "cache" / "fid-stats" / "*.npz"))
+    assert len(cached) == 1
+    opts = metric_main.MetricOptions(
+        G=None, data=dataset, mirror=False, extractor=module_extractor
+    )
+    stamp = os.stat(cached[0]).st_mtime_ns
+    again = metric_main.real_stats(opts, NUM)
+    assert "reals" not in capsys.readouterr().err
+    assert os.stat(cached[0]).st_mtime_ns == stamp
+    assert again.num_items == NUM
+
+
+def test_training_loop_hook(
+    run_dir, dataset, weights_npz, tiny_kid, tmp_path, monkeypatch
+):
+    """train.py's `--metrics` path: run_snapshot_metrics writes the line."""
+    from training.stats import StatsCollector
+    from training.training_loop import run_snapshot_metrics
+
+    monkeypatch.setenv("MSG_STYLEGAN_INCEPTION", str(weights_npz))
+    snap = run_dir / "network-snapshot-000000.pkl"
+    cfg = tiny_config(RES, data=dataset, metrics=(tiny_kid,))
+    out_dir = tmp_path / "run"
+    out_dir.mkdir()
+    run_snapshot_metrics(cfg, str(snap), str(out_dir), StatsCollector(None), 0)
+    lines = (out_dir / f"metric-{tiny_kid}.txt").read_text().splitlines()
+    assert len(lines) == 1
+    m = LINE.match(lines[0])
+    assert m and m.group(1) == "network-snapshot-000000", lines
+    assert m.group(3) == tiny_kid
+    assert math.isfinite(float(m.group(4)))
+
+
+def test_bad_inputs(run_dir, dataset, tmp_path):
+    snap = run_dir / "network-snapshot-000000.pkl"
+    with pytest.raises(UserError, match="unknown metric"):
+        metric_main.evaluate_snapshot("fid2k", snap, data=dataset)
+    with pytest.raises(UserError, match="does not exist"):
+        metric_main.evaluate_snapshot("fid1k", tmp_path / "no.pkl")
+    with pytest.raises(UserError, match="names no dataset; pass --data"):
+        metric_main.evaluate_snapshot("fid1k", snap)
+    with pytest.raises(UserError, match="does not exist"):
+        metric_main.evaluate_snapshot("fid1k", snap, data=tmp_path / "none")
+    other = tmp_path / "shapes8"
+    dataset_tool.main(
+        ["create_synthetic", str(other), "--resolution", "8"]
+        + ["--num-images", "4"]
+    )
+    with pytest.raises(UserError, match="8x8x3 images but the network"):
+        metric_main.evaluate_snapshot("fid1k", snap, data=other)
+    with pytest.raises(UserError, match="not found"):
+        metric_main.evaluate_snapshot(
+            "fid1k", snap, data=dataset, inception=tmp_path / "w.npz"
+        )
