@@ -23,7 +23,35 @@ EPILOG = """examples:
   python train.py --config=msg-stylegan-ffhq --data=data/ffhq --resume=latest
 
   # several hosts: set TF_CONFIG on each (see README), same command on all
+
+  # the same training on Keras' JAX backend (GPUs through JAX, no TF needed)
+  python train.py --backend=jax --config=msg-stylegan-demo \
+      --data=data/synthetic32
 """
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def select_backend(argv):
+    """Set KERAS_BACKEND from --backend before anything imports Keras.
+
+    Keras reads the variable once, at its first import, so this runs
+    before the parser (whose loss choices import Keras) is built.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", choices=BACKENDS)
+    known, _ = pre.parse_known_args(argv)
+    if known.backend is None:
+        return
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != known.backend:
+            raise UserError(
+                f"--backend={known.backend}: Keras was already imported "
+                f"with the {keras.backend.backend()} backend"
+            )
+    os.environ["KERAS_BACKEND"] = known.backend
 
 
 def _bool(text):
@@ -162,6 +190,13 @@ def build_parser():
         "or 'none' (default: config's, none)",
     )
     t.add_argument(
+        "--backend",
+        metavar="NAME",
+        choices=BACKENDS,
+        help="Keras backend, one of %(choices)s; sets KERAS_BACKEND "
+        "(default: $KERAS_BACKEND, else tensorflow)",
+    )
+    t.add_argument(
         "--xla",
         metavar="BOOL",
         type=_bool,
@@ -219,6 +254,7 @@ def find_latest(outdir, config_name):
 
 
 def main(argv=None):
+    select_backend(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     cfg = resolve_config(args)
     if args.dry_run:
@@ -237,9 +273,9 @@ def main(argv=None):
         from training import snapshot
 
         snapshot.load(resume)
-    import tensorflow as tf
+    from training import backends
 
-    gpus = len(tf.config.list_physical_devices("GPU"))
+    gpus = backends.get().num_gpus()
     n = (cfg.gpus or gpus) if gpus else 1
     kind = "gpu" if gpus else "cpu"
     run_dir = next_run_dir(args.outdir, f"{cfg.name}-{n}{kind}")

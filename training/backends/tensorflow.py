@@ -121,6 +121,16 @@ def draw_latents(cfg, G, global_batch, step, replica, n, purposes):
     return _slice(z, replica, n), noise
 
 
+def _injected(latents, part, replica, n):
+    """This replica's slice of injected z and noise (`step(latents=...)`)."""
+    z = _slice(tf.convert_to_tensor(latents[f"z_{part}"]), replica, n)
+    noise = [
+        _slice(tf.convert_to_tensor(x), replica, n)
+        for x in latents[f"noise_{part}"]
+    ]
+    return z, noise
+
+
 def real_logits_and_gradients(D, reals, with_gradients=True):
     """D on the real pyramid, and d sum(D) / d(each pyramid image).
 
@@ -159,7 +169,7 @@ def _finite(tensors):
 
 
 def make_train_step(state, cfg, strategy):
-    """Build `step(reals, step_index) -> dict of float statistics`.
+    """Build `step(reals, step_index, latents=None) -> dict of floats`.
 
     One call runs the D step (with the regulariser), the G step, the
     w_avg update and the Gs moving average.
@@ -175,13 +185,16 @@ def make_train_step(state, cfg, strategy):
         if s.dtype.startswith("float")
     ]
 
-    def d_grads(reals_u8, step, replica, with_reg):
+    def d_grads(reals_u8, step, replica, with_reg, latents=None):
         # Fakes without a gradient path to G; reals as a pyramid built from
         # the full-res tensor inside the tape (total-derivative R1).
         n = reals_u8.shape[0]
-        z, noise = draw_latents(
-            cfg, G, global_batch, step, replica, n, (_Z_D, _NOISE_D)
-        )
+        if latents is None:
+            z, noise = draw_latents(
+                cfg, G, global_batch, step, replica, n, (_Z_D, _NOISE_D)
+            )
+        else:
+            z, noise = _injected(latents, "d", replica, n)
         fakes = [tf.stop_gradient(x) for x in G(z, noise=noise)[-k:]]
         reals = tf.cast(reals_u8, tf.float32) / 127.5 - 1.0
         penalty = tf.zeros([n])
@@ -197,6 +210,8 @@ def make_train_step(state, cfg, strategy):
                 eps = tf.random.stateless_uniform(
                     [global_batch], _seed(cfg.seed, step, _EPS_GP)
                 )
+                if latents is not None:
+                    eps = tf.convert_to_tensor(latents["eps"])
                 mix = loss_lib.interpolate(
                     real_imgs, fakes, _slice(eps, replica, n)
                 )
@@ -222,11 +237,14 @@ def make_train_step(state, cfg, strategy):
         }
         return grads, stats
 
-    def g_grads(reals_u8, step, replica):
+    def g_grads(reals_u8, step, replica, latents=None):
         n = reals_u8.shape[0]
-        z, noise = draw_latents(
-            cfg, G, global_batch, step, replica, n, (_Z_G, _NOISE_G)
-        )
+        if latents is None:
+            z, noise = draw_latents(
+                cfg, G, global_batch, step, replica, n, (_Z_G, _NOISE_G)
+            )
+        else:
+            z, noise = _injected(latents, "g", replica, n)
         with tf.GradientTape() as tape:
             ws = G.mapping(z)
             fakes = G.synthesis(ws, noise=noise)[-k:]
@@ -244,15 +262,19 @@ def make_train_step(state, cfg, strategy):
         return grads, {"Loss/G/loss": total}, w_sum / global_batch
 
     jit = dict(jit_compile=bool(cfg.xla), reduce_retracing=True)
-    d_grads_reg = tf.function(lambda r, s, i: d_grads(r, s, i, True), **jit)
-    d_grads_plain = tf.function(lambda r, s, i: d_grads(r, s, i, False), **jit)
+    d_grads_reg = tf.function(
+        lambda r, s, i, lat=None: d_grads(r, s, i, True, lat), **jit
+    )
+    d_grads_plain = tf.function(
+        lambda r, s, i, lat=None: d_grads(r, s, i, False, lat), **jit
+    )
     g_grads_fn = tf.function(g_grads, **jit)
 
     def replica_sum(fn):
         # Run `fn` on every replica and sum its outputs over the replicas.
-        def run(reals, step):
+        def run(reals, step, latents=None):
             ctx = tf.distribute.get_replica_context()
-            out = fn(reals, step, ctx.replica_id_in_sync_group)
+            out = fn(reals, step, ctx.replica_id_in_sync_group, latents)
             return ctx.all_reduce(tf.distribute.ReduceOp.SUM, out)
 
         return run
@@ -272,12 +294,13 @@ def make_train_step(state, cfg, strategy):
 
         return tf.cond(ok, update, lambda: tf.constant(False))
 
-    def train_step(reals, step, with_reg):
+    def train_step(reals, step, with_reg, latents=None):
         d_fn = d_grads_reg if with_reg else d_grads_plain
-        d_g, d_stats = first(strategy.run(replica_sum(d_fn), (reals, step)))
+        args = (reals, step, latents)
+        d_g, d_stats = first(strategy.run(replica_sum(d_fn), args))
         d_ok = apply(state.D_opt, d_g, D.trainable_variables)
         g_g, g_stats, w_mean = first(
-            strategy.run(replica_sum(g_grads_fn), (reals, step))
+            strategy.run(replica_sum(g_grads_fn), args)
         )
         g_ok = apply(state.G_opt, g_g, G.trainable_variables)
         # w_avg and Gs follow only an applied G update.
@@ -294,13 +317,22 @@ def make_train_step(state, cfg, strategy):
         stats["Progress/skipped_G"] = 1.0 - if_ok
         return stats
 
-    step_reg = tf.function(lambda r, s: train_step(r, s, True))
-    step_plain = tf.function(lambda r, s: train_step(r, s, False))
+    step_reg = tf.function(lambda r, s, lat=None: train_step(r, s, True, lat))
+    step_plain = tf.function(
+        lambda r, s, lat=None: train_step(r, s, False, lat)
+    )
 
-    def step(reals, step_index):
+    def step(reals, step_index, latents=None):
+        """One step; `latents` (global-batch z_d, noise_d, z_g, noise_g and
+        eps, as jax.py's `draw_latents` returns) replaces the step's own
+        draws, so tests can feed both backends the same numbers."""
         with_reg = step_index % cfg.r1_interval == 0
         fn = step_reg if with_reg else step_plain
-        out = fn(reals, tf.constant(step_index, tf.int64))
+        if latents is not None:
+            latents = tf.nest.map_structure(
+                lambda x: tf.constant(np.asarray(x, np.float32)), latents
+            )
+        out = fn(reals, tf.constant(step_index, tf.int64), latents)
         return {key: float(v) for key, v in out.items()}
 
     return step
@@ -325,6 +357,11 @@ def set_optimizer_state(opt, state, what):
         if tuple(value.shape) != tuple(v.shape):
             raise ValueError(f"{what}: '{key}' has shape {value.shape}")
         v.assign(value.astype(v.dtype))
+
+
+def num_gpus():
+    """GPUs TensorFlow sees (train.py names the run directory by them)."""
+    return len(tf.config.list_physical_devices("GPU"))
 
 
 def device_name():
