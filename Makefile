@@ -15,8 +15,21 @@ install: $(BIN)/activate
 install-test: $(BIN)/activate
 	$(BIN)/pip install -q -e ".[test]"
 
+# The end-to-end demo: synthetic data, a few minutes of training, samples.
+DEMO_DATA := data/synthetic32
+DEMO_OUT := results/demo
+
 demo: install
-	$(BIN)/python -m demo
+	@test -d $(DEMO_DATA) || $(BIN)/python -m datasets.dataset_tool \
+		create_synthetic $(DEMO_DATA) --resolution 32 --num-images 2000
+	$(BIN)/python -m msg_stylegan.networks --config=msg-stylegan-demo --summary
+	$(BIN)/python train.py --config=msg-stylegan-demo --data=$(DEMO_DATA) \
+		--outdir=$(DEMO_OUT)
+	run=$$(ls -d $(DEMO_OUT)/*-msg-stylegan-demo-* | tail -n 1) && \
+	$(BIN)/python generate.py --network=$$run/network-final.pkl \
+		--seeds=0-15 --scales=all --grid --trunc=1 --outdir=$$run/samples && \
+	echo "Demo done: sample grids per scale in $$run/<res>x<res>/, " \
+		"multi-scale samples in $$run/samples/grid.png"
 
 test: install-test
 	$(BIN)/ruff format --check .
