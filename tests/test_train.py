@@ -144,3 +144,45 @@ def test_dry_run_prints_resolved_config(capsys, data):
     )
     cfg = config_lib.Config.from_json(capsys.readouterr().out)
     assert (cfg.total_kimg, cfg.lr, cfg.mirror) == (2.0, 0.001, True)
+
+
+@pytest.mark.large
+def test_ctrl_c_writes_a_snapshot_and_exits_cleanly(tmp_path, data):
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "train.py",
+            "--config=msg-stylegan-demo",
+            f"--data={data[32]}",
+            f"--outdir={tmp_path}",
+            "--batch=8",
+            "--tick=0.008",
+            "--xla=false",
+            "--kimg=100",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    deadline = time.time() + 300
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("tick 2") or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    text = "".join(lines) + out
+    assert proc.returncode == 0, text
+    assert "Interrupted: wrote" in text, text
+    snaps = list(tmp_path.glob("*/network-snapshot-*.pkl"))
+    assert len(snaps) == 1
+    from training import snapshot
+
+    assert snapshot.load(snaps[0])["step"] >= 2
