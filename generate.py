@@ -9,7 +9,13 @@ import sys
 
 import numpy as np
 
-from dnnlib.util import Progress, UserError, parse_range, run_cli
+from dnnlib.util import (
+    Progress,
+    UserError,
+    arg_positive,
+    parse_range,
+    run_cli,
+)
 
 EPILOG = """examples:
   # eight images seed0000.png .. seed0007.png in out/, truncation psi 0.7
@@ -55,16 +61,6 @@ def _grid(text):
     return int(parts[0]), int(parts[1])
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: '{text}'")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: '{text}'")
-    return value
-
-
 def _cutoff(text):
     try:
         value = int(text)
@@ -99,7 +95,7 @@ def build_parser():
     g.add_argument(
         "--batch",
         metavar="N",
-        type=_positive_int,
+        type=arg_positive(int),
         default=8,
         help="images per forward pass (default: %(default)s)",
     )
@@ -188,14 +184,14 @@ def build_parser():
     i.add_argument(
         "--frames",
         metavar="N",
-        type=_positive_int,
+        type=arg_positive(int),
         default=24,
         help="frames from one seed to the next (default: %(default)s)",
     )
     i.add_argument(
         "--fps",
         metavar="N",
-        type=_positive_int,
+        type=arg_positive(int),
         default=24,
         help="frames per second (default: %(default)s)",
     )

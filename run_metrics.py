@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from dnnlib.util import UserError, run_cli
+from dnnlib.util import UserError, arg_bool, arg_positive, run_cli
 from metrics import metric_main
 
 EPILOG = """examples:
@@ -43,25 +43,6 @@ def _metric_list(text):
     except UserError as e:
         raise argparse.ArgumentTypeError(str(e))
     return names
-
-
-def _bool(text):
-    value = str(text).lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got '{text}'")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: '{text}'")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: '{text}'")
-    return value
 
 
 def build_parser():
@@ -98,7 +79,7 @@ def build_parser():
     g.add_argument(
         "--mirror",
         metavar="BOOL",
-        type=_bool,
+        type=arg_bool,
         default=None,
         help="flip every second pass over a dataset smaller than the "
         "metric's count (default: the snapshot config's)",
@@ -114,7 +95,7 @@ def build_parser():
     c.add_argument(
         "--num",
         metavar="N",
-        type=_positive_int,
+        type=arg_positive(int),
         default=None,
         help="images per side instead of the metric's count, for quick "
         "checks (default: the metric's)",
@@ -122,14 +103,14 @@ def build_parser():
     c.add_argument(
         "--batch",
         metavar="N",
-        type=_positive_int,
+        type=arg_positive(int),
         default=50,
         help="images per Inception and generator pass (default: %(default)s)",
     )
     c.add_argument(
         "--gpus",
         metavar="N",
-        type=_positive_int,
+        type=arg_positive(int),
         default=1,
         help="accepted for compatibility; metrics use one device "
         "(default: %(default)s)",

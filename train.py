@@ -9,7 +9,14 @@ import os
 import sys
 
 import config as config_lib
-from dnnlib.util import Logger, UserError, next_run_dir, run_cli
+from dnnlib.util import (
+    Logger,
+    UserError,
+    arg_bool,
+    arg_positive,
+    next_run_dir,
+    run_cli,
+)
 
 EPILOG = """examples:
   # the offline CPU demo on the built-in synthetic set
@@ -52,28 +59,6 @@ def select_backend(argv):
                 f"with the {keras.backend.backend()} backend"
             )
     os.environ["KERAS_BACKEND"] = known.backend
-
-
-def _bool(text):
-    value = str(text).lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got '{text}'")
-
-
-def _positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: '{text}'")
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive: '{text}'")
-        return value
-
-    return parse
 
 
 def _metrics(text):
@@ -129,25 +114,25 @@ def build_parser():
     t.add_argument(
         "--batch",
         metavar="N",
-        type=_positive(int),
+        type=arg_positive(int),
         help="global batch size (default: config's)",
     )
     t.add_argument(
         "--kimg",
         metavar="KIMG",
-        type=_positive(float),
+        type=arg_positive(float),
         help="training length in thousands of real images (default: config's)",
     )
     t.add_argument(
         "--tick",
         metavar="KIMG",
-        type=_positive(float),
+        type=arg_positive(float),
         help="kimg per tick line (default: config's)",
     )
     t.add_argument(
         "--snap",
         metavar="TICKS",
-        type=_positive(int),
+        type=arg_positive(int),
         help="network snapshot every TICKS ticks (default: config's)",
     )
     t.add_argument(
@@ -159,7 +144,7 @@ def build_parser():
     t.add_argument(
         "--mirror",
         metavar="BOOL",
-        type=_bool,
+        type=arg_bool,
         help="random x-flips of the reals (default: config's)",
     )
     t.add_argument(
@@ -179,7 +164,7 @@ def build_parser():
     t.add_argument(
         "--lr",
         metavar="LR",
-        type=_positive(float),
+        type=arg_positive(float),
         help="Adam learning rate for G and D (default: config's)",
     )
     t.add_argument(
@@ -199,7 +184,7 @@ def build_parser():
     t.add_argument(
         "--xla",
         metavar="BOOL",
-        type=_bool,
+        type=arg_bool,
         help="XLA-compile the step (default: config's, on)",
     )
     t.add_argument(

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from dnnlib.util import Progress, UserError, run_cli
+from dnnlib.util import Progress, UserError, arg_positive, run_cli
 
 EPILOG = """\
 examples:
@@ -35,18 +35,8 @@ examples:
 """
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not positive")
-    return value
-
-
 def _resolution(text):
-    value = _positive_int(text)
+    value = arg_positive(int)(text)
     if value & (value - 1) or not 4 <= value <= 1024:
         raise argparse.ArgumentTypeError(
             f"{value} is not a power of two in 4..1024"
@@ -83,7 +73,7 @@ def _add_selection(p, labels=True):
     g = p.add_argument_group("selection")
     g.add_argument(
         "--max-images",
-        type=_positive_int,
+        type=arg_positive(int),
         metavar="N",
         default=None,
         help="use only the first N inputs in sorted order (default: all)",
@@ -243,7 +233,7 @@ def build_parser():
     )
     p.add_argument(
         "--num-images",
-        type=_positive_int,
+        type=arg_positive(int),
         metavar="N",
         default=2000,
         help="number of images (default: %(default)s)",
@@ -270,7 +260,7 @@ def build_parser():
     p.add_argument("out", metavar="OUT", help="folder for img00000000.png ...")
     p.add_argument(
         "--max-images",
-        type=_positive_int,
+        type=arg_positive(int),
         metavar="N",
         default=None,
         help="extract only the first N (default: all)",

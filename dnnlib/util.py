@@ -1,5 +1,6 @@
 """Framework-free helpers: errors, logging, atomic files, run dirs, progress."""
 
+import argparse
 import contextlib
 import os
 import re
@@ -20,6 +21,33 @@ def run_cli(main, argv=None):
         prog = os.path.basename(sys.argv[0]) or "msg-stylegan"
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def arg_bool(text):
+    """argparse type for on/off flags: 1/0, true/false, yes/no, on/off."""
+    value = str(text).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got '{text}'")
+
+
+def arg_positive(kind=int):
+    """argparse type for a positive int or float."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a {'whole ' if kind is int else ''}number: '{text}'"
+            )
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: '{text}'")
+        return value
+
+    return parse
 
 
 def format_time(seconds):
@@ -45,6 +73,9 @@ def atomic_write(path, mode="wb"):
     fd, tmp = tempfile.mkstemp(
         prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
     )
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; use the default
     try:
         with os.fdopen(fd, mode) as f:
             yield f

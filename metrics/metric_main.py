@@ -385,6 +385,10 @@ def evaluate_snapshot(
     line = result.line()
     print(line, flush=True)
     if run_dir is not None:
-        with open(os.path.join(run_dir, f"metric-{name}.txt"), "a") as f:
-            f.write(line + "\n")
+        target = os.path.join(run_dir, f"metric-{name}.txt")
+        try:
+            with open(target, "a") as f:
+                f.write(line + "\n")
+        except OSError as e:
+            raise UserError(f"cannot append to '{target}': {e.strerror}")
     return result

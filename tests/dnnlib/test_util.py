@@ -1,0 +1,89 @@
+"""Tests for the framework-free helpers."""
+
+import argparse
+import os
+
+import pytest
+
+from dnnlib import util
+
+
+def test_parse_range():
+    assert util.parse_range("0-3,7") == [0, 1, 2, 3, 7]
+    assert util.parse_range("5") == [5]
+    for bad in ("1-x", "5-2", "", "a"):
+        with pytest.raises(util.UserError):
+            util.parse_range(bad)
+
+
+def test_format_time():
+    assert util.format_time(12) == "12s"
+    assert util.format_time(184) == "3m 04s"
+    assert util.format_time(3720) == "1h 02m"
+    assert util.format_time(90000) == "1d 01h"
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    path = tmp_path / "out.bin"
+    with pytest.raises(RuntimeError):
+        with util.atomic_write(path) as f:
+            f.write(b"half")
+            raise RuntimeError("interrupted")
+    assert os.listdir(tmp_path) == []
+    with util.atomic_write(path) as f:
+        f.write(b"whole")
+    assert path.read_bytes() == b"whole"
+    assert os.listdir(tmp_path) == ["out.bin"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_next_run_dir_numbers_runs(tmp_path):
+    a = util.next_run_dir(str(tmp_path), "cfg-1gpu")
+    b = util.next_run_dir(str(tmp_path), "cfg-1gpu")
+    assert os.path.basename(a) == "00000-cfg-1gpu"
+    assert os.path.basename(b) == "00001-cfg-1gpu"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(util.UserError, match="cannot create outdir"):
+        util.next_run_dir(str(blocker / "runs"), "x")
+
+
+def test_argparse_types():
+    assert util.arg_bool("on") is True and util.arg_bool("0") is False
+    with pytest.raises(argparse.ArgumentTypeError):
+        util.arg_bool("maybe")
+    assert util.arg_positive(float)("0.5") == 0.5
+    with pytest.raises(argparse.ArgumentTypeError, match="positive"):
+        util.arg_positive(int)("0")
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+        util.arg_positive(int)("1.5")
+
+
+def test_progress_prints_rate_and_eta(capsys):
+    import sys
+
+    bar = util.Progress(4, desc="work", every=0.0, file=sys.stdout)
+    for _ in range(4):
+        bar.update()
+    out = capsys.readouterr().out
+    assert "4/4" in out and "img/s" in out and "ETA" in out
+
+
+def test_logger_tees_to_file(tmp_path, capsys):
+    path = tmp_path / "log.txt"
+    with util.Logger(str(path)):
+        print("hello log")
+    assert "hello log" in path.read_text()
+    assert "hello log" in capsys.readouterr().out
+
+
+def test_run_cli_turns_user_error_into_exit_2(capsys):
+    def main(argv):
+        raise util.UserError("bad thing happened")
+
+    with pytest.raises(SystemExit) as e:
+        util.run_cli(main, [])
+    assert e.value.code == 2
+    assert "error: bad thing happened" in capsys.readouterr().err
