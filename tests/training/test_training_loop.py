@@ -206,3 +206,35 @@ def test_diverging_run_stops_with_a_clear_error(synthetic16, tmp_path):
     with pytest.raises(UserError, match="training diverged"):
         training_loop.training_loop(cfg, str(tmp_path))
     assert not os.path.exists(tmp_path / "network-final.pkl")
+
+
+def test_xla_and_bf16_steps_run(tmp_path):
+    from datasets import dataset_tool
+
+    data = tmp_path / "syn8"
+    dataset_tool.main(
+        [
+            "create_synthetic",
+            str(data),
+            "--resolution",
+            "8",
+            "--num-images",
+            "16",
+        ]
+    )
+    cfg = tiny_config(
+        8, batch=8, xla=True, mixed_precision="bf16", data=str(data)
+    )
+    strategy = backend.make_strategy(devices=["/cpu:0"])
+    state = backend.build_state(cfg, strategy)
+    assert state.G.synthesis.compute_dtype == "bfloat16"
+    assert state.G.trainable_variables[0].dtype == "float32"
+    step = backend.make_train_step(state, cfg, strategy)
+    batches = iter(pipeline.make_dataset(str(data), 8, strategy=strategy))
+    before = networks.get_state(state.D)["b8/conv0/kernel"]
+    for i in range(3):
+        stats = step(next(batches), i)
+        assert all(np.isfinite(v) for v in stats.values()), stats
+        assert stats["Progress/skipped_D"] == 0
+    after = networks.get_state(state.D)["b8/conv0/kernel"]
+    assert not np.allclose(before, after)
