@@ -63,7 +63,10 @@ def generate_scales(Gs, z, batch, **kwargs):
 
 
 def save_fake_grids(run_dir, Gs, grid_z, cfg, kimg):
-    """One grid per scale, each nearest-upsampled to full size."""
+    """One grid per scale, each nearest-upsampled to full size.
+
+    Returns the scale-consistency statistics of these images.
+    """
     grid = grid_shape(cfg)
     scales = generate_scales(Gs, grid_z, cfg.batch, noise_mode="const")
     for img in scales:
@@ -71,6 +74,24 @@ def save_fake_grids(run_dir, Gs, grid_z, cfg, kimg):
         full = np.asarray(upsample2d(img, cfg.img_resolution // res))
         path = os.path.join(run_dir, f"{res}x{res}", f"fakes{kimg:06d}.png")
         save_grid(full, path, grid)
+    return scale_consistency(scales)
+
+
+def scale_consistency(scales):
+    """Mean |scale - box-downsampled full-res output| per scale ([-1, 1]).
+
+    The MSG paper's argument: with multi-scale gradients every head agrees
+    with the downsampled top image. Logged as `Consistency/<res>x<res>`.
+    """
+    top = scales[-1]
+    n, size, _, c = top.shape
+    out = {}
+    for img in scales[:-1]:
+        res = img.shape[1]
+        f = size // res
+        down = top.reshape(n, res, f, res, f, c).mean(axis=(2, 4))
+        out[f"Consistency/{res}x{res}"] = float(np.abs(img - down).mean())
+    return out
 
 
 def snapshot_data(state, cfg, backend, cur_nimg, step, extra=None):
@@ -203,21 +224,21 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
                 f"maintenance {maintenance:<6.1f} mem {mem:.2f}",
                 flush=True,
             )
-            stats.report(
-                cur_nimg / 1000,
-                {
-                    "Progress/kimg": cur_nimg / 1000,
-                    "Progress/tick": tick,
-                    "Timing/sec_per_tick": tick_time,
-                    "Timing/sec_per_kimg": sec_per_kimg,
-                    "Timing/maintenance_sec": maintenance,
-                    "Resources/peak_mem_gb": mem,
-                },
-            )
             m_start = time.time()
             kimg = cur_nimg // 1000
+            extra = {
+                "Progress/kimg": cur_nimg / 1000,
+                "Progress/tick": tick,
+                "Timing/sec_per_tick": tick_time,
+                "Timing/sec_per_kimg": sec_per_kimg,
+                "Timing/maintenance_sec": maintenance,
+                "Resources/peak_mem_gb": mem,
+            }
             if done or tick % cfg.image_snapshot_ticks == 0:
-                save_fake_grids(run_dir, state.Gs, grid_z, cfg, kimg)
+                extra.update(
+                    save_fake_grids(run_dir, state.Gs, grid_z, cfg, kimg)
+                )
+            stats.report(cur_nimg / 1000, extra)
             if not done and tick % cfg.network_snapshot_ticks == 0:
                 path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
                 snapshot.save(

@@ -70,7 +70,8 @@ def test_resume_is_exact(synthetic16, tmp_path):
     for res in (4, 8, 16):
         assert glob.glob(str(tmp_path / "a" / f"{res}x{res}" / "fakes*.png"))
     assert (tmp_path / "a" / "reals.png").exists()
-    assert (tmp_path / "a" / "stats.jsonl").exists()
+    rows = (tmp_path / "a" / "stats.jsonl").read_text().splitlines()
+    assert "Consistency/8x8" in rows[-1] and "Loss/D/reg" in rows[-1]
 
 
 def _one_step(cfg, devices, weights, batch):
@@ -238,3 +239,17 @@ def test_xla_and_bf16_steps_run(tmp_path):
         assert stats["Progress/skipped_D"] == 0
     after = networks.get_state(state.D)["b8/conv0/kernel"]
     assert not np.allclose(before, after)
+
+
+def test_scale_consistency_is_zero_for_a_box_pyramid():
+    from msg_stylegan.ops import image_pyramid
+
+    top = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3))
+    scales = [np.asarray(x) for x in image_pyramid(top.astype("float32"), 3)]
+    stats = training_loop.scale_consistency(scales)
+    assert sorted(stats) == ["Consistency/4x4", "Consistency/8x8"]
+    assert max(stats.values()) < 1e-6
+    scales[0] = scales[0] + 0.5
+    assert training_loop.scale_consistency(scales)["Consistency/4x4"] == (
+        pytest.approx(0.5, abs=1e-6)
+    )
