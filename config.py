@@ -105,7 +105,8 @@ _DATASETS = {
     "flowers": dict(img_resolution=256, batch=32, mirror=True),
     "indian-celebs": dict(img_resolution=256, batch=32, mirror=True),
     "cifar10": dict(img_resolution=32, batch=32, mirror=True),
-    "demo": dict(img_resolution=32, total_kimg=6.0, **_CPU),
+    # A few CPU minutes: a short Gs half-life so the grids show progress.
+    "demo": dict(img_resolution=32, total_kimg=6.0, ema_kimg=1.0, **_CPU),
 }
 
 
