@@ -1,0 +1,668 @@
+"""Compare training runs: metric curves, a summary table, samples, scales.
+
+python compare.py results/00000-msg-stylegan-1gpu \\
+    results/00001-stylegan-1gpu --outdir=out/compare
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import statistics
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import config as config_lib
+from dnnlib.util import (
+    UserError,
+    arg_positive,
+    atomic_write,
+    parse_range,
+    run_cli,
+)
+
+EPILOG = """examples:
+  # MSG-StyleGAN against the StyleGAN baseline, on the first metric both
+  # runs have (e.g. fid10k from train.py --metrics=fid10k)
+  python compare.py results/00000-msg-stylegan-1gpu \\
+      results/00001-stylegan-1gpu --outdir=out/compare
+
+  # a chosen metric, 16 sample seeds with truncation psi 0.7
+  python compare.py results/0000[0-3]-* --outdir=out/compare \\
+      --metric=kid10k --seeds=0-15 --trunc=0.7
+
+Writes into --outdir: fid_vs_kimg.png and fid_vs_time.png (the --metric per
+snapshot, against kimg and against training hours), comparison.md (a table
+of kimg, best and final metric, speed, memory and parameter counts),
+samples.png (the same seeds from each run's latest Gs, one row per run) and
+scale_consistency.png (mean |scale - downsampled full-res| per scale, for
+runs whose stats.jsonl has Consistency/* entries). Metrics are read from
+metric-<name>.txt; compute them with run_metrics.py, or train.py --metrics.
+Lower metric values are better (FID, KID).
+"""
+
+_SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d+)$")
+_METRIC_FILE_RE = re.compile(r"^metric-(.+)\.txt$")
+_CONSISTENCY = "Consistency/"
+LABEL_PAD = 6  # pixels either side of a row label in samples.png
+
+
+def _range(text):
+    try:
+        return parse_range(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="compare.py",
+        description="Compare MSG-StyleGAN training runs: metric vs kimg and "
+        "vs time,\na summary table, samples of the same seeds and the "
+        "per-scale consistency.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "runs",
+        metavar="RUN_DIR",
+        nargs="*",
+        help="run directories written by train.py (one or more)",
+    )
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--outdir",
+        metavar="DIR",
+        required=True,
+        help="output folder, created if needed (required)",
+    )
+    g.add_argument(
+        "--metric",
+        metavar="NAME",
+        default=None,
+        help="metric to plot and tabulate (default: the first metric-*.txt "
+        "that every run has, in name order)",
+    )
+    s = p.add_argument_group("samples.png")
+    s.add_argument(
+        "--seeds",
+        metavar="LIST",
+        type=_range,
+        default=list(range(8)),
+        help="seeds like 0-7,12, one column each (default: 0-7)",
+    )
+    s.add_argument(
+        "--trunc",
+        metavar="PSI",
+        type=float,
+        default=1.0,
+        help="truncation psi, 1 = off (default: %(default)s)",
+    )
+    s.add_argument(
+        "--batch",
+        metavar="N",
+        type=arg_positive(int),
+        default=8,
+        help="images per forward pass (default: %(default)s)",
+    )
+    return p
+
+
+def check_args(args):
+    """Cross-option checks."""
+    if not args.runs:
+        raise UserError(
+            "give at least one run directory, e.g. python compare.py "
+            "results/00000-msg-stylegan-1gpu --outdir=out/compare"
+        )
+    seen = set()
+    for path in args.runs:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UserError(f"run directory '{path}' is given twice")
+        seen.add(key)
+    if args.trunc < 0:
+        raise UserError(f"--trunc must be 0 or more, got {args.trunc}")
+    if not args.seeds:
+        raise UserError("--seeds is empty")
+    return args
+
+
+# --------------------------------------------------------------------------
+# Reading runs
+
+
+@dataclass
+class Run:
+    """What compare needs from one run directory.
+
+    Args:
+        path: the directory as given on the command line.
+        cfg: the run's `config.Config`, from config.json.
+        rows: stats.jsonl, one dict per tick, in order.
+        label: the name in legends, the table and samples.png.
+    """
+
+    path: str
+    cfg: object
+    rows: list
+    label: str = ""
+    points: list = field(default_factory=list)  # [(kimg, value)] of --metric
+
+    @property
+    def last_kimg(self):
+        return float(self.rows[-1]["Progress/kimg"])
+
+
+def read_run(path):
+    """A Run from `path`, or a UserError saying why it is not one."""
+    if not os.path.exists(path):
+        raise UserError(f"run directory '{path}' does not exist")
+    if not os.path.isdir(path):
+        raise UserError(f"'{path}' is not a directory")
+    config_path = os.path.join(path, "config.json")
+    stats_path = os.path.join(path, "stats.jsonl")
+    if not os.path.isfile(config_path):
+        raise UserError(
+            f"'{path}' is not a training run: it has no config.json"
+        )
+    if not os.path.isfile(stats_path):
+        raise UserError(
+            f"'{path}' is not a training run (or has not finished its first "
+            "tick): it has no stats.jsonl"
+        )
+    try:
+        with open(config_path) as f:
+            cfg = config_lib.Config.from_json(f.read())
+    except UserError as e:
+        raise UserError(f"'{config_path}': {e}")
+    except (OSError, TypeError, ValueError) as e:
+        raise UserError(f"'{config_path}' is unreadable: {e}")
+    return Run(path=path, cfg=cfg, rows=read_stats(stats_path))
+
+
+def read_stats(path):
+    """The tick rows of a stats.jsonl that have `Progress/kimg`.
+
+    The last line of a run still training may be half-written (appends are
+    not atomic), so a bad last line is dropped; a bad line elsewhere is an
+    error naming it.
+    """
+    try:
+        with open(path) as f:
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    except OSError as e:
+        raise UserError(f"cannot read '{path}': {e.strerror}")
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:
+                continue
+            raise UserError(f"'{path}' line {i + 1} is not JSON")
+        if isinstance(row, dict) and "Progress/kimg" in row:
+            rows.append(row)
+    if not rows:
+        raise UserError(f"'{path}' has no tick rows yet")
+    return rows
+
+
+def metric_names(path):
+    """Names `<name>` of the run's `metric-<name>.txt` files, sorted."""
+    names = []
+    for file in glob.glob(os.path.join(glob.escape(path), "metric-*.txt")):
+        m = _METRIC_FILE_RE.match(os.path.basename(file))
+        if m:
+            names.append(m.group(1))
+    return sorted(names)
+
+
+def choose_metric(runs, metric):
+    """--metric, checked against every run, or the first common one."""
+    names = {run.path: metric_names(run.path) for run in runs}
+    for run in runs:
+        if not names[run.path]:
+            raise UserError(
+                f"run '{run.path}' has no metric-*.txt files; compute them "
+                f"with python run_metrics.py --network={run.path} "
+                "--metric=fid10k (or train with --metrics=fid10k)"
+            )
+    if metric is not None:
+        for run in runs:
+            if metric not in names[run.path]:
+                raise UserError(
+                    f"run '{run.path}' has no metric-{metric}.txt (it has "
+                    f"{', '.join(names[run.path])}); compute it with python "
+                    f"run_metrics.py --network={run.path} --metric={metric}"
+                )
+        return metric
+    common = sorted(set.intersection(*(set(n) for n in names.values())))
+    if not common:
+        have = "; ".join(f"{p}: {', '.join(n)}" for p, n in names.items())
+        raise UserError(
+            f"no metric is common to all runs ({have}); compute one with "
+            "run_metrics.py --metric=NAME"
+        )
+    return common[0]
+
+
+def network_kimg(network, run):
+    """kimg of a network name from a metric line, None if not a snapshot.
+
+    Snapshot names carry the kimg (`network-snapshot-000140`); the final
+    network is at the run's last `Progress/kimg`.
+    """
+    if network == "network-final":
+        return run.last_kimg
+    m = _SNAPSHOT_RE.match(network)
+    return float(m.group(1)) if m else None
+
+
+def read_metric(run, metric):
+    """[(kimg, value)] sorted by kimg from `metric-<metric>.txt`.
+
+    Lines are `<network> time <t> <metric> <value>`, the time possibly two
+    words (`3m 04s`). A network evaluated twice keeps its latest line; lines
+    of networks that are not this run's snapshots are skipped with a note.
+    """
+    path = os.path.join(run.path, f"metric-{metric}.txt")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UserError(f"cannot read '{path}': {e.strerror}")
+    by_kimg = {}
+    for i, line in enumerate(lines):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 5 or parts[1] != "time" or parts[-2] != metric:
+            raise UserError(
+                f"'{path}' line {i + 1} is not '<network> time <t> "
+                f"{metric} <value>': {line.strip()!r}"
+            )
+        try:
+            value = float(parts[-1])
+        except ValueError:
+            raise UserError(f"'{path}' line {i + 1}: bad value {parts[-1]!r}")
+        kimg = network_kimg(parts[0], run)
+        if kimg is None:
+            print(f"note: '{path}': skipping '{parts[0]}' (not a snapshot)")
+            continue
+        by_kimg[kimg] = value
+    if not by_kimg:
+        raise UserError(f"'{path}' has no results of this run's snapshots")
+    return sorted(by_kimg.items())
+
+
+def training_hours(rows, kimg):
+    """Training time in hours up to the tick that reached `kimg`.
+
+    The sum of `Timing/sec_per_tick` (which leaves out snapshots and
+    metrics) over the ticks up to the first one at or past `kimg`, in this
+    run directory. Snapshot names floor the kimg, hence the floor here.
+    """
+    total = 0.0
+    for row in rows:
+        total += float(row.get("Timing/sec_per_tick", 0.0))
+        if math.floor(float(row["Progress/kimg"]) + 1e-9) >= kimg:
+            break
+    return total / 3600.0
+
+
+def run_labels(runs):
+    """Config names, with the run number where two runs share a config."""
+    names = [run.cfg.name for run in runs]
+    labels = []
+    for run, name in zip(runs, names):
+        if names.count(name) == 1:
+            labels.append(name)
+            continue
+        base = os.path.basename(os.path.normpath(run.path))
+        m = re.match(r"^(\d+)-", base)
+        labels.append(f"{name} ({m.group(1) if m else base})")
+    # Two runs with the same number (different parents): the path decides.
+    return [
+        label if labels.count(label) == 1 else f"{run.cfg.name} ({run.path})"
+        for run, label in zip(runs, labels)
+    ]
+
+
+def latest_network(path):
+    """network-final.pkl if present, else the snapshot of highest kimg."""
+    final = os.path.join(path, "network-final.pkl")
+    if os.path.isfile(final):
+        return final
+    best = None
+    for file in glob.glob(os.path.join(glob.escape(path), "*.pkl")):
+        m = _SNAPSHOT_RE.match(os.path.splitext(os.path.basename(file))[0])
+        if m and (best is None or int(m.group(1)) > best[0]):
+            best = (int(m.group(1)), file)
+    return best[1] if best else None
+
+
+# --------------------------------------------------------------------------
+# The summary table
+
+
+def summarize(run):
+    """One table row of numbers (None where the run did not log them)."""
+    best_kimg, best = min(run.points, key=lambda p: p[1])
+    rows = run.rows[1:] if len(run.rows) > 1 else run.rows
+    spk = [r["Timing/sec_per_kimg"] for r in rows if "Timing/sec_per_kimg" in r]
+    # The first tick includes tracing and compilation: left out above.
+    sec_per_kimg = statistics.median(spk) if spk else None
+    mems = [
+        r["Resources/peak_mem_gb"]
+        for r in run.rows
+        if isinstance(r.get("Resources/peak_mem_gb"), (int, float))
+    ]
+    return {
+        "kimg": run.last_kimg,
+        "best": best,
+        "best_kimg": best_kimg,
+        "final": run.points[-1][1],
+        "sec_per_kimg": sec_per_kimg,
+        "img_per_sec": 1000.0 / sec_per_kimg if sec_per_kimg else None,
+        "peak_mem_gb": max(mems) if mems else None,
+    }
+
+
+def count_network_params(cfg):
+    """Trainable parameters of (G, D) built from the run's config."""
+    from msg_stylegan import networks
+
+    G, D = networks.build_networks(cfg)
+    return networks.count_params(G), networks.count_params(D)
+
+
+def _kimg(k):
+    return f"{k:.0f}" if float(k).is_integer() else f"{k:.1f}"
+
+
+def _num(value, fmt):
+    return "-" if value is None else format(value, fmt)
+
+
+def comparison_table(runs, summaries, params, metric):
+    """The Markdown text of comparison.md."""
+    fmt = ".6f" if metric.startswith("kid") else ".4f"
+    head = [
+        "config",
+        "run",
+        "kimg",
+        f"best {metric}",
+        "best at kimg",
+        f"final {metric}",
+        "sec/kimg",
+        "img/s",
+        "peak mem (GB)",
+        "G params",
+        "D params",
+    ]
+    lines = [
+        f"# Run comparison: {metric} (lower is better)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * 2 + ["--:"] * (len(head) - 2)) + "|",
+    ]
+    for run, s, (g, d) in zip(runs, summaries, params):
+        cells = [
+            run.label,
+            f"`{run.path}`",
+            _kimg(s["kimg"]),
+            format(s["best"], fmt),
+            _kimg(s["best_kimg"]),
+            format(s["final"], fmt),
+            _num(s["sec_per_kimg"], ".2f"),
+            _num(s["img_per_sec"], ".1f"),
+            _num(s["peak_mem_gb"], ".2f"),
+            f"{g:,}",
+            f"{d:,}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "sec/kimg: median over ticks after the first (which includes "
+        "compilation); img/s = 1000 / sec/kimg; parameters: trainable, from "
+        "each run's config.json.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Figures
+
+
+def _figure(w, h):
+    """A Matplotlib figure on the Agg canvas: no display, no pyplot state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig, path):
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
+
+
+def plot_metric(path, runs, metric, x_of, xlabel):
+    """One curve per run of the metric against x_of(run, kimg)."""
+    fig = _figure(7, 4.5)
+    ax = fig.add_subplot()
+    values = []
+    for run in runs:
+        xs = [x_of(run, k) for k, _ in run.points]
+        ys = [v for _, v in run.points]
+        values += ys
+        ax.plot(xs, ys, marker="o", markersize=3, label=run.label)
+    # FID falls by orders of magnitude early on; a log axis keeps the end
+    # of training, where runs differ, readable.
+    if min(values) > 0 and max(values) / min(values) > 10:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} (lower is better)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    _save_figure(fig, path)
+
+
+def consistency_series(run):
+    """{res: ([kimg], [value])} from the run's `Consistency/<res>x<res>`."""
+    series = {}
+    for row in run.rows:
+        for key, value in row.items():
+            if key.startswith(_CONSISTENCY):
+                res = int(key[len(_CONSISTENCY) :].split("x")[0])
+                xs, ys = series.setdefault(res, ([], []))
+                xs.append(float(row["Progress/kimg"]))
+                ys.append(float(value))
+    return dict(sorted(series.items()))
+
+
+def plot_consistency(path, runs):
+    """One subplot per run with Consistency stats, one line per scale.
+
+    Returns the number of runs plotted (0: nothing written).
+    """
+    data = [(run, consistency_series(run)) for run in runs]
+    data = [(run, s) for run, s in data if s]
+    if not data:
+        return 0
+    cols = min(len(data), 3)
+    rows = math.ceil(len(data) / cols)
+    fig = _figure(5 * cols, 3.6 * rows)
+    first = None
+    for i, (run, series) in enumerate(data):
+        ax = fig.add_subplot(rows, cols, i + 1, sharey=first)
+        first = first or ax
+        for res, (xs, ys) in series.items():
+            ax.plot(xs, ys, marker="o", markersize=3, label=f"{res}x{res}")
+        ax.set_title(run.label)
+        ax.set_xlabel("kimg")
+        ax.set_ylabel("mean |scale - downsampled top|")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    _save_figure(fig, path)
+    return len(data)
+
+
+# --------------------------------------------------------------------------
+# samples.png
+
+
+def _font():
+    from PIL import ImageFont
+
+    return ImageFont.load_default()
+
+
+def label_margin(labels):
+    """Width in pixels of the label column of samples.png."""
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = _font()
+    width = max(draw.textlength(label, font=font) for label in labels)
+    return int(math.ceil(width)) + 2 * LABEL_PAD
+
+
+def sample_rows(runs, seeds, trunc, batch):
+    """[(label, uint8 [N, R, R, 3])] of each run's latest Gs, same seeds.
+
+    Runs without any snapshot get no row (with a note).
+    """
+    from training import inference
+
+    rows = []
+    for run in runs:
+        path = latest_network(run.path)
+        if path is None:
+            print(f"note: '{run.path}' has no snapshot; no row in samples")
+            continue
+        G, _ = inference.load_network(path)
+        imgs = [
+            scales[-1]
+            for _, scales in inference.iter_images(
+                G, seeds, truncation_psi=trunc, noise_mode="const", batch=batch
+            )
+        ]
+        imgs = inference.to_uint8(np.concatenate(imgs))
+        if imgs.shape[-1] == 1:
+            imgs = np.repeat(imgs, 3, axis=-1)
+        rows.append((run.label, imgs))
+    return rows
+
+
+def samples_image(rows):
+    """One RGB image: label column, then a row of images per run.
+
+    Every run is nearest-upsampled to the largest resolution, so the size
+    is (margin + cols * R) x (rows * R).
+    """
+    from PIL import Image, ImageDraw
+
+    from training.inference import upsample
+
+    size = max(imgs.shape[1] for _, imgs in rows)
+    margin = label_margin([label for label, _ in rows])
+    strips = [
+        np.concatenate(list(upsample(imgs, size)), axis=1) for _, imgs in rows
+    ]
+    canvas = np.zeros((len(rows) * size, margin + strips[0].shape[1], 3))
+    for i, strip in enumerate(strips):
+        canvas[i * size : (i + 1) * size, margin:] = strip
+    img = Image.fromarray(canvas.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    font = _font()
+    for i, (label, _) in enumerate(rows):
+        # Centre by the text's box, not an anchor: bitmap fonts (Pillow
+        # without FreeType) support no anchors.
+        top, bottom = draw.textbbox((0, 0), label, font=font)[1::2]
+        y = i * size + (size - top - bottom) // 2
+        draw.text((LABEL_PAD, y), label, fill="white", font=font)
+    return img
+
+
+def write_samples(path, runs, seeds, trunc, batch):
+    rows = sample_rows(runs, seeds, trunc, batch)
+    if not rows:
+        return 0
+    img = samples_image(rows)
+    with atomic_write(path) as f:
+        img.save(f, format="PNG")
+    return len(rows)
+
+
+# --------------------------------------------------------------------------
+
+
+def make_outdir(path):
+    """Create the output folder, or fail with a one-line reason."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create outdir '{path}': {e.strerror}")
+    if not os.access(path, os.W_OK):
+        raise UserError(f"outdir '{path}' is not writable")
+
+
+def main(argv=None):
+    args = check_args(build_parser().parse_args(argv))
+    runs = [read_run(path) for path in args.runs]
+    metric = choose_metric(runs, args.metric)
+    for run, label in zip(runs, run_labels(runs)):
+        run.label = label
+        run.points = read_metric(run, metric)
+    make_outdir(args.outdir)
+
+    def out(name):
+        return os.path.join(args.outdir, name)
+
+    written = []
+
+    plot_metric(out("fid_vs_kimg.png"), runs, metric, lambda r, k: k, "kimg")
+    plot_metric(
+        out("fid_vs_time.png"),
+        runs,
+        metric,
+        lambda r, k: training_hours(r.rows, k),
+        "training time (hours)",
+    )
+    written += ["fid_vs_kimg.png", "fid_vs_time.png"]
+    if plot_consistency(out("scale_consistency.png"), runs):
+        written.append("scale_consistency.png")
+    else:
+        print("note: no run logged Consistency/*; no scale_consistency.png")
+
+    # The framework loads only now, so --help and input errors are instant.
+    summaries = [summarize(run) for run in runs]
+    params = [count_network_params(run.cfg) for run in runs]
+    with atomic_write(out("comparison.md"), "w") as f:
+        f.write(comparison_table(runs, summaries, params, metric))
+    written.append("comparison.md")
+    if write_samples(
+        out("samples.png"), runs, args.seeds, args.trunc, args.batch
+    ):
+        written.append("samples.png")
+    print(
+        f"Compared {len(runs)} runs on {metric}: wrote "
+        f"{', '.join(written)} to '{args.outdir}'"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(run_cli(main))

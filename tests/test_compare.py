@@ -1,0 +1,214 @@
+"""compare.py on two hand-made run directories, and its bad inputs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import compare
+from tests.helpers import make_tiny_snapshot, tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SEEDS = 3
+
+# (kimg, sec_per_tick, sec_per_kimg, peak_mem_gb) per tick; the first
+# tick's sec/kimg (compilation) is an outlier the median must leave out.
+TICKS = [
+    (4.0, 400.0, 100.0, 1.5),
+    (8.0, 40.0, 10.0, 2.5),
+    (12.0, 48.0, 12.0, 2),
+]
+# run A: best 30.0 at kimg 8, final (network-final = kimg 12) 35.0.
+METRIC_A = [
+    "network-snapshot-000004 time 12s fid10k 80.5000",
+    "network-snapshot-000008 time 1m 02s fid10k 40.0000",
+    "network-snapshot-000008 time 11s fid10k 30.0000",  # re-run: latest wins
+    "network-final time 13s fid10k 35.0000",
+]
+# run B (stylegan, 8x8): best = final = 20.0 at kimg 12.
+METRIC_B = [
+    "network-snapshot-000004 time 12s fid10k 90.0000",
+    "network-final time 13s fid10k 20.0000",
+]
+
+
+def make_run(path, metric_lines, res=16, **changes):
+    """A run directory as train.py leaves it, without training."""
+    path.mkdir(parents=True)
+    cfg = make_tiny_snapshot(path / "network-final.pkl", res=res, **changes)
+    assert cfg == tiny_config(res, **changes)
+    (path / "config.json").write_text(cfg.to_json() + "\n")
+    rows = []
+    for i, (kimg, spt, spk, mem) in enumerate(TICKS):
+        row = {
+            "Progress/kimg": kimg,
+            "Progress/tick": i + 1,
+            "Timing/sec_per_tick": spt,
+            "Timing/sec_per_kimg": spk,
+            "Resources/peak_mem_gb": mem,
+            "Loss/G/loss": 1.0,
+            "Loss/D/loss": 1.0,
+        }
+        if i != 1:  # image snapshots at ticks 1 and 3 only
+            for r in range(2, int(np.log2(res))):
+                row[f"Consistency/{2**r}x{2**r}"] = 0.1 * r + 0.01 * i
+        rows.append(json.dumps(row, sort_keys=True))
+    (path / "stats.jsonl").write_text("\n".join(rows) + "\n")
+    (path / "metric-fid10k.txt").write_text("\n".join(metric_lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    a = make_run(root / "00000-msg-1gpu", METRIC_A, name="msg-tiny")
+    b = make_run(
+        root / "00001-sg-1gpu",
+        METRIC_B,
+        res=8,
+        name="sg-tiny",
+        architecture="stylegan",
+    )
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def outdir(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "new" / "compare"
+    code = compare.run_cli(
+        compare.main, [*runs, f"--outdir={out}", f"--seeds=0-{SEEDS - 1}"]
+    )
+    assert code == 0
+    return out
+
+
+def run(*argv):
+    return compare.run_cli(compare.main, [str(a) for a in argv])
+
+
+def fails(capsys, *argv):
+    """Run, expect exit 2, return the single error line."""
+    with pytest.raises(SystemExit) as e:
+        run(*argv)
+    assert e.value.code == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_help_does_not_import_frameworks():
+    code = (
+        "import sys, compare; compare.build_parser().format_help(); "
+        "print(any(m in sys.modules for m in "
+        "('tensorflow', 'keras', 'matplotlib')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["fid_vs_kimg.png", "fid_vs_time.png", "scale_consistency.png"],
+)
+def test_plots_are_pngs(outdir, name):
+    with Image.open(outdir / name) as img:
+        assert img.format == "PNG"
+        assert img.width > 200 and img.height > 200
+        assert np.asarray(img.convert("L")).std() > 0
+    assert not [f for f in os.listdir(outdir) if f.endswith(".tmp")]
+
+
+def test_table(outdir):
+    text = (outdir / "comparison.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+        for line in text.splitlines()
+        if line.startswith("| ") and "tiny" in line
+    }
+    assert set(rows) == {"msg-tiny", "sg-tiny"}
+    # config, run, kimg, best, best at, final, sec/kimg, img/s, mem, G, D
+    a, b = rows["msg-tiny"], rows["sg-tiny"]
+    assert a[2:9] == [
+        "12",
+        "30.0000",
+        "8",
+        "35.0000",
+        "11.00",  # median of 10 and 12: the 100 of tick 1 is left out
+        "90.9",  # 1000 / 11
+        "2.50",
+    ]
+    assert b[3:6] == ["20.0000", "12", "20.0000"]
+    g_a, d_a = (int(x.replace(",", "")) for x in a[9:11])
+    g_b, d_b = (int(x.replace(",", "")) for x in b[9:11])
+    assert min(g_a, d_a, g_b, d_b) > 0
+    assert g_b < g_a  # an 8x8 G has one block less than 16x16
+
+
+def test_samples_size(outdir):
+    margin = compare.label_margin(["msg-tiny", "sg-tiny"])
+    with Image.open(outdir / "samples.png") as img:
+        assert img.mode == "RGB"
+        # rows = runs, cols = seeds, all at the largest resolution, 16
+        assert img.size == (margin + SEEDS * 16, 2 * 16)
+        pixels = np.asarray(img)
+    # The 8x8 run is nearest-upsampled: 2x2 blocks of equal pixels.
+    row_b = pixels[16:, margin:]
+    assert np.array_equal(row_b[::2, ::2], row_b[1::2, 1::2])
+    assert pixels[:, :margin].max() > 0  # a label was drawn
+
+
+def test_training_hours():
+    rows = [
+        {"Progress/kimg": k, "Timing/sec_per_tick": s} for k, s, _, _ in TICKS
+    ]
+    assert compare.training_hours(rows, 4) == pytest.approx(400 / 3600)
+    assert compare.training_hours(rows, 8) == pytest.approx(440 / 3600)
+    assert compare.training_hours(rows, 12) == pytest.approx(488 / 3600)
+    # Snapshot names floor the kimg: 8 is the tick that reached 8.03.
+    rows[1]["Progress/kimg"] = 8.03
+    assert compare.training_hours(rows, 8) == pytest.approx(440 / 3600)
+
+
+def test_labels_number_runs_that_share_a_config():
+    def fake(path, name):
+        return compare.Run(path=path, cfg=tiny_config(name=name), rows=[])
+
+    runs = [
+        fake("r/00003-a-1gpu", "msg"),
+        fake("r/00007-b-1gpu", "msg"),
+        fake("r/00008-c", "sg"),
+    ]
+    assert compare.run_labels(runs) == ["msg (00003)", "msg (00007)", "sg"]
+
+
+def test_bad_runs(runs, tmp_path, capsys):
+    a, _ = runs
+    out = f"--outdir={tmp_path / 'out'}"
+    assert "at least one run" in fails(capsys, out)
+    assert "not a directory" in fails(
+        capsys, os.path.join(a, "config.json"), out
+    )
+    assert "does not exist" in fails(capsys, tmp_path / "nope", out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no config.json" in fails(capsys, empty, out)
+    (empty / "config.json").write_text(tiny_config(16).to_json())
+    assert "no stats.jsonl" in fails(capsys, empty, out)
+    (empty / "stats.jsonl").write_text('{"Progress/kimg": 4.0}\n')
+    line = fails(capsys, a, empty, out)
+    assert "no metric-*.txt" in line and "run_metrics.py" in line
+    assert "no metric-kid10k.txt" in fails(capsys, a, "--metric=kid10k", out)
+    assert "given twice" in fails(capsys, a, a, out)
+    assert not (tmp_path / "out").exists()  # nothing made on errors
