@@ -169,6 +169,7 @@ def count_flops(G, D, cfg):
     FromRGB included) to add its multiply-adds, then runs G and D once on
     one image.
     """
+    import keras
     import numpy as np
 
     from msg_stylegan import layers, ops
@@ -192,13 +193,23 @@ def count_flops(G, D, cfg):
     saved = layers.EqualizedConv2D.call, layers.EqualizedDense.call
     layers.EqualizedConv2D.call = conv_call
     layers.EqualizedDense.call = dense_call
+
+    def run(fn, *xs):
+        # On JAX, trace only (shapes are all the count needs): eager JAX
+        # would compile every op for the GPU.
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return jax.eval_shape(fn, *xs)
+        return fn(*xs)
+
     try:
         z = np.zeros((1, cfg.z_dim), "float32")
-        imgs = G(z, noise_mode="const")
+        imgs = run(lambda z: G(z, noise_mode="const"), z)
         g_flops = counted["n"]
         counted["n"] = 0
         real = np.zeros((1, *imgs[-1].shape[1:]), "float32")
-        D(ops.image_pyramid(real, D.num_inputs))
+        run(lambda x: D(ops.image_pyramid(x, D.num_inputs)), real)
         d_flops = counted["n"]
     finally:
         layers.EqualizedConv2D.call, layers.EqualizedDense.call = saved
@@ -230,6 +241,12 @@ def _timed(fn, warmup, blocks, steps, max_seconds):
     return statistics.median(times), len(times)
 
 
+def _log(what, t0):
+    """Progress on stderr: where a bounded run spent its time."""
+    print(f"[{time.perf_counter() - t0:7.1f}s] {what}", file=sys.stderr)
+    sys.stderr.flush()
+
+
 def _emit(row, out):
     line = json.dumps(row)
     print(line, flush=True)
@@ -243,6 +260,8 @@ def run_case(args, backend, res, precision, xla):
 
     import config as config_lib
 
+    t_case = time.perf_counter()
+    _log(f"case res={res} {precision} xla={xla}", t_case)
     cfg = replace(
         config_lib.BASE,
         name="bench",
@@ -255,8 +274,10 @@ def run_case(args, backend, res, precision, xla):
     config_lib.validate(cfg)
     strategy = backend.make_strategy()
     state = backend.build_state(cfg, strategy)
+    _log("state built", t_case)
     g_flops, d_flops = count_flops(state.G, state.D, cfg)
     flops = step_flops(g_flops, d_flops, cfg.r1_interval)
+    _log(f"{flops / 1e9:.2f} GFLOP per image counted", t_case)
     rng = np.random.default_rng(0)
     shape = (args.batch, res, res, cfg.img_channels)
     reals = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -271,8 +292,15 @@ def run_case(args, backend, res, precision, xla):
         )
     step = backend.make_train_step(state, cfg, strategy)
     t0 = time.perf_counter()
+
+    def one(i):
+        out = step(reals, i)
+        if i < args.warmup:
+            _log(f"warm-up step {i} done", t_case)
+        return out
+
     sec, blocks = _timed(
-        lambda i: step(reals, i),
+        one,
         args.warmup,
         args.blocks,
         args.steps,

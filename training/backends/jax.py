@@ -118,12 +118,16 @@ def build_state(cfg, strategy):
     """
     keras.utils.set_random_seed(cfg.seed)
     policy = dtype_policy(cfg)
-    G, D = build_networks(cfg, dtype=policy)
-    Gs = build_generator(cfg, name="Gs", dtype=policy)
-    copy_weights(G, Gs)
-    G_opt, D_opt = _adam(cfg, "G_opt"), _adam(cfg, "D_opt")
-    G_opt.build(G.trainable_variables)
-    D_opt.build(D.trainable_variables)
+    # Initialise on the host: every initializer is a small jitted op, and
+    # compiling a hundred of them for a GPU costs far more than running them
+    # on the CPU. The first step moves the weights to the step's devices.
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        G, D = build_networks(cfg, dtype=policy)
+        Gs = build_generator(cfg, name="Gs", dtype=policy)
+        copy_weights(G, Gs)
+        G_opt, D_opt = _adam(cfg, "G_opt"), _adam(cfg, "D_opt")
+        G_opt.build(G.trainable_variables)
+        D_opt.build(D.trainable_variables)
     return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
 
 
@@ -559,3 +563,11 @@ def describe(strategy):
     return json.dumps(
         {"backend": NAME, "replicas": strategy.num_replicas_in_sync}
     )
+
+
+def num_gpus():
+    """GPUs JAX sees."""
+    try:
+        return len(jax.devices("gpu"))
+    except RuntimeError:
+        return 0
