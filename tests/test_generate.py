@@ -83,9 +83,18 @@ def test_same_seed_same_image(network, tmp_path, noise_mode):
     common = ["--network", network, "--noise-mode", noise_mode]
     run(*common, "--seeds=0-3", "--batch=4", "--outdir", a)
     run(*common, "--seeds=3", "--batch=1", "--outdir", b)
+    # The same command twice: the same bytes.
+    c = tmp_path / "c"
+    run(*common, "--seeds=3", "--batch=1", "--outdir", c)
     np.testing.assert_array_equal(
-        read(a / "seed0003.png"), read(b / "seed0003.png")
+        read(b / "seed0003.png"), read(c / "seed0003.png")
     )
+    # In a batch of four or alone: the same image up to the last bit of the
+    # conv kernels (which may round differently per batch size).
+    diff = np.abs(
+        read(a / "seed0003.png").astype(int) - read(b / "seed0003.png")
+    )
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
     assert not np.array_equal(
         read(a / "seed0002.png"), read(a / "seed0003.png")
     )
