@@ -176,8 +176,13 @@ def test_mix(network, tmp_path):
     def seed(s):
         return read(tmp_path / f"seed{s:04d}.png")
 
-    np.testing.assert_array_equal(cell(0, 1), seed(2))  # top row: columns
-    np.testing.assert_array_equal(cell(2, 0), seed(1))  # left: rows
+    # Equal up to one grey level: the figure and the seed files are made in
+    # batches of different sizes, whose conv kernels may round differently.
+    def same(a, b):
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+    same(cell(0, 1), seed(2))  # top row: columns
+    same(cell(2, 0), seed(1))  # left: rows
     assert not np.array_equal(cell(2, 2), seed(1))
     assert not np.array_equal(cell(2, 2), seed(3))
     # Copying every layer from the column seed gives the column's image.
@@ -191,7 +196,7 @@ def test_mix(network, tmp_path):
         tmp_path / "mix",
     )
     fig = read(tmp_path / "mix" / "mix.png")
-    np.testing.assert_array_equal(cell(2, 2), seed(3))
+    same(cell(2, 2), seed(3))
 
 
 def test_interp_gif(network, tmp_path, capsys):

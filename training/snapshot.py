@@ -97,3 +97,28 @@ def load(path):
         if key not in data:
             raise UserError(f"snapshot '{path}' has no '{key}' entry")
     return data
+
+
+def optimizer_state(opt):
+    """{variable path: array} of an optimizer (moments, iteration count).
+
+    Paths are the same on every backend, so the state moves between them.
+    """
+    return {v.path: np.asarray(v.numpy()) for v in opt.variables}
+
+
+def set_optimizer_state(opt, state, what):
+    """Assign `state` to `opt`'s variables; every path and shape must match."""
+    variables = {v.path: v for v in opt.variables}
+    if set(variables) != set(state):
+        missing = sorted(set(variables) - set(state))[:3]
+        extra = sorted(set(state) - set(variables))[:3]
+        raise ValueError(
+            f"{what}: optimizer state does not match (missing {missing}, "
+            f"unexpected {extra})"
+        )
+    for key, v in variables.items():
+        value = np.asarray(state[key])
+        if tuple(value.shape) != tuple(v.shape):
+            raise ValueError(f"{what}: '{key}' has shape {value.shape}")
+        v.assign(value.astype(v.dtype))

@@ -94,7 +94,7 @@ def scale_consistency(scales):
     return out
 
 
-def snapshot_data(state, cfg, backend, cur_nimg, step, extra=None):
+def snapshot_data(state, cfg, cur_nimg, step, extra=None):
     return {
         "kimg": cur_nimg / 1000.0,
         "cur_nimg": int(cur_nimg),
@@ -103,14 +103,14 @@ def snapshot_data(state, cfg, backend, cur_nimg, step, extra=None):
         "G": networks.get_state(state.G),
         "D": networks.get_state(state.D),
         "Gs": networks.get_state(state.Gs),
-        "G_opt": backend.optimizer_state(state.G_opt),
-        "D_opt": backend.optimizer_state(state.D_opt),
+        "G_opt": snapshot.optimizer_state(state.G_opt),
+        "D_opt": snapshot.optimizer_state(state.D_opt),
         "rng": {"seed": int(cfg.seed), "step": int(step)},
         **(extra or {}),
     }
 
 
-def restore(state, data, backend, path):
+def restore(state, data, path):
     """Load a snapshot's networks and optimizer state into `state`."""
     try:
         for key in ("G", "D", "Gs"):
@@ -118,7 +118,7 @@ def restore(state, data, backend, path):
         for key in ("G_opt", "D_opt"):
             if key not in data:
                 raise ValueError(f"no '{key}' entry (not a training snapshot)")
-            backend.set_optimizer_state(getattr(state, key), data[key], key)
+            snapshot.set_optimizer_state(getattr(state, key), data[key], key)
     except ValueError as e:
         raise UserError(f"cannot resume from '{path}': {e}")
 
@@ -166,7 +166,7 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
     cur_nimg, step = 0, 0
     if resume:
         data = snapshot.load(resume)
-        restore(state, data, backend, resume)
+        restore(state, data, resume)
         cur_nimg, step = int(data["cur_nimg"]), int(data["step"])
         print(f"Resumed from '{resume}' at kimg {cur_nimg / 1000:.1f}")
 
@@ -241,22 +241,18 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
             stats.report(cur_nimg / 1000, extra)
             if not done and tick % cfg.network_snapshot_ticks == 0:
                 path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
-                snapshot.save(
-                    path, snapshot_data(state, cfg, backend, cur_nimg, step)
-                )
+                snapshot.save(path, snapshot_data(state, cfg, cur_nimg, step))
                 run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg)
             tick_start_nimg, tick_start_time = cur_nimg, time.time()
             maintenance = tick_start_time - m_start
     except KeyboardInterrupt:
         kimg = cur_nimg // 1000
         path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
-        snapshot.save(path, snapshot_data(state, cfg, backend, cur_nimg, step))
+        snapshot.save(path, snapshot_data(state, cfg, cur_nimg, step))
         print(f"Interrupted: wrote '{path}'; resume with --resume={path}")
         stats.close()
         return path
-    snapshot.save(
-        final_path, snapshot_data(state, cfg, backend, cur_nimg, step)
-    )
+    snapshot.save(final_path, snapshot_data(state, cfg, cur_nimg, step))
     run_snapshot_metrics(cfg, final_path, run_dir, stats, cur_nimg)
     stats.close()
     print(f"Exiting: wrote '{final_path}'")

@@ -42,16 +42,16 @@ data = snapshot.load(f"{work}/tf_start.pkl")
 cfg = config_lib.Config.from_json(data["config"])
 strategy = backend.make_strategy()
 state = backend.build_state(cfg, strategy)
-training_loop.restore(state, data, backend, "tf_start.pkl")
+training_loop.restore(state, data, "tf_start.pkl")
 out = {}
 Gs, _ = inference.load_network(f"{work}/tf_start.pkl")
 out["from_tf"] = np.asarray(Gs(inputs["z"], noise_mode="const")[-1])
 step = backend.make_train_step(state, cfg, strategy)
 out["stats"] = step(inputs["reals"], 0, latents=inputs["latents"])
-out["after"] = training_loop.snapshot_data(state, cfg, backend, 8, 1)
+out["after"] = training_loop.snapshot_data(state, cfg, 8, 1)
 step(inputs["reals"], 1, latents=inputs["latents"])
 path = f"{work}/jax_snap.pkl"
-snapshot.save(path, training_loop.snapshot_data(state, cfg, backend, 16, 2))
+snapshot.save(path, training_loop.snapshot_data(state, cfg, 16, 2))
 Gs, _ = inference.load_network(path)
 out["jax_imgs"] = np.asarray(Gs(inputs["z"], noise_mode="const")[-1])
 with open(f"{work}/jax_out.pkl", "wb") as f:
@@ -93,7 +93,7 @@ def both(tmp_path_factory, synthetic16):
         for v in net.trainable_variables:
             if "noise/strength" in v.path:
                 v.assign(np.full(v.shape, 0.1, "float32"))
-    start = training_loop.snapshot_data(state, cfg, tf_backend, 0, 0)
+    start = training_loop.snapshot_data(state, cfg, 0, 0)
     snapshot.save(work / "tf_start.pkl", start)
     rng = np.random.default_rng(1)
     inputs = {
@@ -114,7 +114,7 @@ def both(tmp_path_factory, synthetic16):
     # The TF step runs while the subprocess starts up and compiles.
     step = tf_backend.make_train_step(state, cfg, strategy)
     stats = step(inputs["reals"], 0, latents=inputs["latents"])
-    after = training_loop.snapshot_data(state, cfg, tf_backend, 8, 1)
+    after = training_loop.snapshot_data(state, cfg, 8, 1)
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0 and "JAX-DONE" in stdout, stderr[-3000:]
     with open(work / "jax_out.pkl", "rb") as f:
@@ -178,7 +178,7 @@ def test_jax_snapshot_loads_and_resumes_on_tensorflow(both):
     strategy = tf_backend.make_strategy(devices=["/cpu:0"])
     state = tf_backend.build_state(cfg, strategy)
     data = snapshot.load(path)
-    training_loop.restore(state, data, tf_backend, path)
+    training_loop.restore(state, data, path)
     assert int(state.G_opt.iterations.numpy()) == 2
     np.testing.assert_array_equal(
         networks.get_state(state.D)["b16/fromrgb/kernel"],

@@ -86,8 +86,8 @@ def _one_step(cfg, devices, weights, batch):
     return {
         n: networks.get_state(getattr(state, n)) for n in ("G", "D", "Gs")
     } | {
-        "G_opt": backend.optimizer_state(state.G_opt),
-        "D_opt": backend.optimizer_state(state.D_opt),
+        "G_opt": snapshot.optimizer_state(state.G_opt),
+        "D_opt": snapshot.optimizer_state(state.D_opt),
     }, stats
 
 

@@ -517,27 +517,6 @@ def make_batches(info, cfg, strategy, skip_batches=0):
 # Optimizer state, devices, memory
 
 
-def optimizer_state(opt):
-    """{path: array} of an optimizer's variables (moments, iterations)."""
-    return {v.path: np.asarray(v.numpy()) for v in opt.variables}
-
-
-def set_optimizer_state(opt, state, what):
-    variables = {v.path: v for v in opt.variables}
-    if set(variables) != set(state):
-        missing = sorted(set(variables) - set(state))[:3]
-        extra = sorted(set(state) - set(variables))[:3]
-        raise ValueError(
-            f"{what}: optimizer state does not match (missing {missing}, "
-            f"unexpected {extra})"
-        )
-    for key, v in variables.items():
-        value = np.asarray(state[key])
-        if tuple(value.shape) != tuple(v.shape):
-            raise ValueError(f"{what}: '{key}' has shape {value.shape}")
-        v.assign(value.astype(v.dtype))
-
-
 def device_name():
     device = jax.devices()[0]
     if device.platform == "cpu":
