@@ -5,19 +5,17 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pytest
+
+from tests.helpers import SHARED_DATA, shared_data
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 CIFAR_ZIP = SHARED_DATA / "cifar10-jpeg" / "cifar10_jpeg.zip"
 FLOWERS_ZIP = SHARED_DATA / "flowers5-128" / "flowers5_128.zip"
 
 
 def require(path):
-    """Skip (with the reason) when a shared data file is absent."""
-    if not path.is_file():
-        pytest.skip(f"shared data '{path}' is not present")
-    return path
+    """The shared data file, skipping the test when it is absent."""
+    return shared_data(path.relative_to(SHARED_DATA))
 
 
 def random_images(n, size, channels=3, seed=0):
