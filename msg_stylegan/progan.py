@@ -5,8 +5,10 @@ from a dense 4x4 block by nearest upsampling and pixel-normed 3x3 convs, and
 has a toRGB head at every resolution. The discriminator takes the images
 coarse to fine (`architecture="msg"`, MSG-ProGAN) or the full-size image
 alone (`"progan"`, optionally grown progressively as SPEC section 10), with
-minibatch stddev in the 4x4 block only. `spectral_norm=True` is MSG-GAN v1's
-discriminator: spectral normalisation instead of equalized learning rate.
+minibatch stddev in the 4x4 block only. MSG-GAN v1's switches: the
+discriminator's `spectral_norm=True` (spectral normalisation instead of
+equalized learning rate) and the generator's `pixel_norm=False` and
+`equalized_lr=False`.
 """
 
 import keras
@@ -33,6 +35,59 @@ from msg_stylegan.layers import (
 )
 
 
+def _he_normal(gain):
+    """N(0, gain^2 / fan_in): a plain layer's init equal to the run-time
+    weights of an equalized layer with that gain (untruncated, as theirs)."""
+    return keras.initializers.VarianceScaling(
+        scale=gain**2, mode="fan_in", distribution="untruncated_normal"
+    )
+
+
+def _g_dense(units, gain, equalized_lr, dtype):
+    """The 4x4 block's dense layer (no bias), equalized or plain."""
+    if equalized_lr:
+        return EqualizedDense(
+            units, gain=gain, use_bias=False, name="dense", dtype=dtype
+        )
+    return keras.layers.Dense(
+        units,
+        use_bias=False,
+        kernel_initializer=_he_normal(gain),
+        name="dense",
+        dtype=dtype,
+    )
+
+
+def _g_conv(filters, name, equalized_lr, dtype):
+    """A generator 3x3 conv + lrelu (gain sqrt 2), equalized or plain."""
+    if equalized_lr:
+        return EqualizedConv2D(
+            filters, 3, activation="lrelu", name=name, dtype=dtype
+        )
+    return keras.layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        activation="leaky_relu",  # slope 0.2, as msg_ops.lrelu
+        kernel_initializer=_he_normal(SQRT2),
+        name=name,
+        dtype=dtype,
+    )
+
+
+def _g_torgb(img_channels, equalized_lr, dtype):
+    """The linear 1x1 RGB head with bias (gain 1), equalized or plain."""
+    if equalized_lr:
+        return ToRGB(img_channels, name="torgb", dtype=dtype)
+    return keras.layers.Conv2D(
+        img_channels,
+        1,
+        kernel_initializer=_he_normal(1.0),
+        name="torgb",
+        dtype=dtype,
+    )
+
+
 class ProGANGeneratorBlock(keras.layers.Layer):
     """One resolution of the ProGAN generator; returns its features.
 
@@ -47,35 +102,52 @@ class ProGANGeneratorBlock(keras.layers.Layer):
     sqrt(2) / 4 over the dense layer's own fan-in (NVIDIA's ProGAN writes
     the same gain; BMSG-GAN's equalized deconv gives the same scale).
 
+    MSG-GAN v1's generator (BMSG-GAN's first code) had neither pixel norm
+    nor equalized lr (it also spectrally normalised its 3x3 convs and put a
+    tanh on the RGB outputs; neither is offered here). `pixel_norm=False`
+    drops the pixel norm after every conv. `equalized_lr=False` makes
+    `dense`, `conv0`, `conv1` and `torgb` plain Keras `Dense`/`Conv2D`
+    layers with the same variables (names, shapes, paths and counts),
+    initialised N(0, gain^2 / fan_in) with the gain above: the distribution
+    of an equalized layer's run-time weights, so the network starts as the
+    same random function and only the optimiser's view of the weights
+    differs (Adam's fixed-size steps are no longer relative to each layer's
+    He scale). Keras' default glorot-uniform (half He's variance for a 3x3
+    conv) or PyTorch's default (a sixth; v1 had it, but under spectral
+    norm) would, without pixel norm, shrink the signal geometrically with
+    depth.
+
     Args:
         res: int. channels: int, C(res). img_channels: int.
+        pixel_norm: bool, pixel norm after every conv (ProGAN).
+        equalized_lr: bool, equalized-lr layers (run-time He scale).
     """
 
-    def __init__(self, res, channels, img_channels=3, **kwargs):
+    def __init__(
+        self,
+        res,
+        channels,
+        img_channels=3,
+        pixel_norm=True,
+        equalized_lr=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.res = res
         self.channels = channels
         self.img_channels = img_channels
-        dt = self.dtype_policy
+        self.pixel_norm = pixel_norm
+        self.equalized_lr = equalized_lr
+        dt, eq = self.dtype_policy, equalized_lr
         if res == 4:
             # The bias is per channel, added after the reshape, as ProGAN.
-            self.dense = EqualizedDense(
-                16 * channels,
-                gain=SQRT2 / 4,
-                use_bias=False,
-                name="dense",
-                dtype=dt,
-            )
+            self.dense = _g_dense(16 * channels, SQRT2 / 4, eq, dt)
             self.conv0 = None
         else:
             self.dense = None
-            self.conv0 = EqualizedConv2D(
-                channels, 3, activation="lrelu", name="conv0", dtype=dt
-            )
-        self.conv1 = EqualizedConv2D(
-            channels, 3, activation="lrelu", name="conv1", dtype=dt
-        )
-        self.torgb = ToRGB(img_channels, name="torgb", dtype=dt)
+            self.conv0 = _g_conv(channels, "conv0", eq, dt)
+        self.conv1 = _g_conv(channels, "conv1", eq, dt)
+        self.torgb = _g_torgb(img_channels, eq, dt)
 
     def build(self, x_shape):
         # x_shape: [N, z_dim] at 4x4, else [N, res/2, res/2, C(res/2)].
@@ -91,17 +163,20 @@ class ProGANGeneratorBlock(keras.layers.Layer):
         self.conv1.build(shape)
         self.torgb.build(shape)
 
+    def _norm(self, x):
+        return msg_ops.pixel_norm(x) if self.pixel_norm else x
+
     def call(self, x):
         if self.res == 4:
-            # Dense from the normalised z, as a 4x4 map with channel bias.
+            # Dense from the (normalised) z, as a 4x4 map with channel bias.
             x = self.dense(x)
             x = ops.reshape(x, (-1, 4, 4, self.channels))  # [NHWC]
             x = msg_ops.lrelu(x + ops.cast(self.bias, x.dtype))
         else:
             # Nearest upsampling, then the first conv.
             x = self.conv0(msg_ops.upsample2d(x))
-        x = msg_ops.pixel_norm(x)
-        return msg_ops.pixel_norm(self.conv1(x))
+        x = self._norm(x)
+        return self._norm(self.conv1(x))
 
     def get_config(self):
         return {
@@ -109,6 +184,8 @@ class ProGANGeneratorBlock(keras.layers.Layer):
             "res": self.res,
             "channels": self.channels,
             "img_channels": self.img_channels,
+            "pixel_norm": self.pixel_norm,
+            "equalized_lr": self.equalized_lr,
         }
 
 
@@ -134,6 +211,12 @@ class ProGANGenerator(keras.Model):
         channel_base, channel_max: int, C(res) = min(base / res, max);
             16384 and 512 give ProGAN's (fmap_base 8192) 512..16 channels.
         progressive: bool, one full-size output at a level of detail.
+        pixel_norm: bool, ProGAN's normalisations: z onto the hypersphere
+            (`z / |z| * sqrt(z_dim)`, the latent's normalisation) and pixel
+            norm after every conv. False is MSG-GAN v1, which had neither:
+            its code fed z ~ N(0, I) to the first layer as drawn.
+        equalized_lr: bool, equalized-lr layers; False is MSG-GAN v1's
+            plain layers, He-initialised (see `ProGANGeneratorBlock`).
     """
 
     num_ws = 0
@@ -147,6 +230,8 @@ class ProGANGenerator(keras.Model):
         channel_base=16384,
         channel_max=512,
         progressive=False,
+        pixel_norm=True,
+        equalized_lr=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -157,12 +242,16 @@ class ProGANGenerator(keras.Model):
         self.channel_base = channel_base
         self.channel_max = channel_max
         self.progressive = progressive
+        self.pixel_norm = pixel_norm
+        self.equalized_lr = equalized_lr
         self.resolutions = resolutions_for(img_resolution)
         self.blocks = [
             ProGANGeneratorBlock(
                 res,
                 channels_for(res, channel_base, channel_max),
                 img_channels,
+                pixel_norm=pixel_norm,
+                equalized_lr=equalized_lr,
                 name=f"b{res}",
                 dtype=self.dtype_policy,
             )
@@ -208,8 +297,9 @@ class ProGANGenerator(keras.Model):
                 f"{self.name}: expected z of shape [N, {self.z_dim}], got "
                 f"{tuple(z.shape)}"
             )
-        # Project z onto the sphere of radius sqrt(z_dim).
-        x = msg_ops.pixel_norm(z)
+        # Project z onto the sphere of radius sqrt(z_dim); MSG-GAN v1 used
+        # z as drawn.
+        x = msg_ops.pixel_norm(z) if self.pixel_norm else z
         xs = []
         for block in self.blocks[: self.resolutions.index(resolution) + 1]:
             x = block(x)
@@ -277,6 +367,8 @@ class ProGANGenerator(keras.Model):
             "channel_base": self.channel_base,
             "channel_max": self.channel_max,
             "progressive": self.progressive,
+            "pixel_norm": self.pixel_norm,
+            "equalized_lr": self.equalized_lr,
         }
 
 

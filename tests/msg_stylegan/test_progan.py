@@ -64,6 +64,16 @@ def scaled(layer):
     return np.asarray(layer.kernel) * layer.weight_scale
 
 
+def relpath(v):
+    """A variable's path below the model name (`b8/conv0/kernel`)."""
+    return v.path.split("/", 1)[1]
+
+
+def rms(x):
+    """Root mean square over channels, per pixel."""
+    return np.sqrt(np.mean(np.asarray(x) ** 2, axis=-1))
+
+
 def up(x, f=2):
     return x.repeat(f, axis=1).repeat(f, axis=2)
 
@@ -100,6 +110,18 @@ def test_parameter_counts_match_arithmetic():
         + conv(8, 4) + conv(4, 4) + torgb(4)  # b16
     )  # fmt: skip
     assert count_params(G) == g == 4_317
+    # MSG-GAN v1's generator: the same weights, plain and unnormalised.
+    V = make_g(
+        16, channel_base=64, channel_max=8, pixel_norm=False,
+        equalized_lr=False,
+    )  # fmt: skip
+    assert count_params(V) == g
+    assert [relpath(v) for v in V.trainable_variables] == [
+        relpath(v) for v in G.trainable_variables
+    ]
+    assert [v.shape for v in V.trainable_variables] == [
+        v.shape for v in G.trainable_variables
+    ]
     fromrgb = lambda c: 3 * c + c  # noqa: E731
     # 4x4: [+3 combine] +1 mbstd -> 3x3 conv, 4x4 valid conv, dense to 1.
     end = lambda extra: conv(8 + extra + 1, 8) + (16 * 8 * 8 + 8) + 9  # noqa: E731
@@ -200,6 +222,73 @@ def test_hypersphere_and_4x4_block_against_numpy():
     x = conv3x3(x, scaled(b4.conv1), np.asarray(b4.conv1.bias))
     want = pixel_norm(lrelu(x))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_pixel_norm_switch_against_numpy():
+    keras.utils.set_random_seed(2)
+    G = make_g(16)
+    V = make_g(16, pixel_norm=False)
+    for src, dst in zip(G.trainable_variables, V.trainable_variables):
+        dst.assign(src)
+    x = np.random.default_rng(8).normal(size=(2, 4, 4, 16))
+    x = 3 * x.astype("float32")
+    # With pixel norm every feature vector of b8 has unit RMS.
+    np.testing.assert_allclose(rms(G.blocks[1](x)), 1.0, rtol=1e-4)
+    # Without: (upsample, 3x3 conv, lrelu) twice, nothing rescaled.
+    b8 = V.blocks[1]
+    y = lrelu(conv3x3(up(x), scaled(b8.conv0), np.asarray(b8.conv0.bias)))
+    want = lrelu(conv3x3(y, scaled(b8.conv1), np.asarray(b8.conv1.bias)))
+    got = np.asarray(b8(x))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert np.abs(rms(got) - 1).max() > 0.1
+    # z: on the hypersphere the length of z is lost; v1 keeps it (with
+    # zero biases its 4x4 block is positively homogeneous of degree 1).
+    z = latents(2)
+    a, b = (np.asarray(G.features(s * z, 4)[0]) for s in (1, 7))
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    a, b = (np.asarray(V.features(s * z, 4)[0]) for s in (1, 7))
+    np.testing.assert_allclose(b, 7 * a, rtol=1e-4, atol=1e-5)
+
+
+def test_equalized_lr_switch_init_and_scale_against_numpy():
+    keras.utils.set_random_seed(3)
+    G = make_g(16)
+    P = make_g(16, equalized_lr=False)
+    eq, plain = G.blocks[0].conv1, P.blocks[0].conv1  # 3x3, 16 -> 16
+    assert isinstance(plain, keras.layers.Conv2D)
+    assert not hasattr(plain, "weight_scale")
+    # Stored kernels: N(0, 1) scaled at run time by sqrt(2 / fan_in),
+    # against N(0, 2 / fan_in) used as stored (2,304 samples each).
+    fan_in = 3 * 3 * 16
+    he = math.sqrt(2 / fan_in)
+    assert eq.weight_scale == pytest.approx(he)
+    assert np.std(np.asarray(eq.kernel)) == pytest.approx(1.0, rel=0.1)
+    assert np.std(np.asarray(plain.kernel)) == pytest.approx(he, rel=0.1)
+    # The 4x4 dense (fan-in z_dim, gain sqrt(2) / 4, 4,096 samples).
+    std = np.std(np.asarray(P.blocks[0].dense.kernel))
+    assert std == pytest.approx(math.sqrt(2) / 4 / math.sqrt(Z), rel=0.1)
+    # The same stored kernel: the plain layer convolves with it as is,
+    # so its output is the equalized one over the He scale (lrelu is
+    # positively homogeneous; biases zero).
+    plain.kernel.assign(eq.kernel)
+    x = np.random.default_rng(9).normal(size=(2, 4, 4, 16))
+    x = x.astype("float32")
+    want = lrelu(conv3x3(x, np.asarray(eq.kernel), np.zeros(16)))
+    np.testing.assert_allclose(plain(x), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        plain(x), np.asarray(eq(x)) / he, rtol=1e-4, atol=1e-4
+    )
+
+
+def test_msg_gan_v1_generator_forward_and_gradient_are_finite():
+    G = make_g(16, pixel_norm=False, equalized_lr=False)
+    D = make_d(16, spectral_norm=True)
+    imgs = G(latents())
+    for img in imgs:
+        assert np.isfinite(np.asarray(img)).all()
+    norms = _grad_norms(G, D)
+    for v in G.trainable_variables:
+        assert np.isfinite(norms[v.path]) and norms[v.path] > 0, v.path
 
 
 def test_final_discriminator_block_against_numpy():
@@ -336,12 +425,22 @@ def test_spectral_norm_step_under_mirrored_strategy():
 def test_get_config_round_trip():
     models = [
         make_g(16, progressive=True),
+        make_g(16, pixel_norm=False, equalized_lr=False),
         make_d(16, combine="lin_cat", spectral_norm=True),
         make_d(16, architecture="progan", progressive=True),
     ]
     for model in models:
         clone = type(model).from_config(model.get_config())
         assert clone.get_config() == model.get_config()
+    v1 = ProGANGenerator.from_config(models[1].get_config())
+    assert (v1.pixel_norm, v1.equalized_lr) == (False, False)
+    assert all(not b.pixel_norm and not b.equalized_lr for b in v1.blocks)
+    block = type(v1.blocks[1]).from_config(v1.blocks[1].get_config())
+    assert block.get_config() == v1.blocks[1].get_config()
+    v1.build((None, Z))
+    assert [relpath(v) for v in v1.trainable_variables] == [
+        relpath(v) for v in models[1].trainable_variables
+    ]
     layer = SpectralNorm(keras.layers.Dense(3), power_iterations=2)
     layer.build((None, 5))
     clone = SpectralNorm.from_config(layer.get_config())
@@ -421,6 +520,13 @@ out, _ = jax.jit(
     lambda pv, a: P.stateless_call(pv, pntv, z, resolution=8, alpha=a)
 )(pv, 0.25)
 assert out[0].shape == (4, 16, 16, 3)
+# MSG-GAN v1's generator: plain Keras layers, no normalisation.
+V = ProGANGenerator(16, z_dim=8, pixel_norm=False, equalized_lr=False, **small)
+V.build((None, 8))
+vv = [v.value for v in V.trainable_variables]
+vloss = lambda vv: jnp.mean(jnp.square(V.stateless_call(vv, [], z)[0][-1]))
+vl, vg = jax.jit(jax.value_and_grad(vloss))(vv)
+assert np.isfinite(float(vl)) and all(np.isfinite(g).all() for g in vg)
 print("JAX-OK")
 """
 
