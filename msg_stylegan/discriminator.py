@@ -3,13 +3,16 @@
 SPEC section 2: a fromRGB head at full resolution; at every lower scale the
 block first combines its features with that scale's image (`cat_lin`,
 `lin_cat` or `simple`); minibatch stddev opens every block (MSG) or only the
-4x4 block (`architecture="stylegan"`, single full-resolution input).
+4x4 block (`architecture="stylegan"`, single full-resolution input). The
+progressive StyleGAN D (SPEC section 10) has a fromRGB in every block and
+enters at the current resolution, fading in from the block below.
 """
 
 import keras
 from keras import ops
 
 from msg_stylegan import ops as msg_ops
+from msg_stylegan import progressive as prog
 from msg_stylegan.generator import (
     channels_for,
     check_resolution,
@@ -217,10 +220,13 @@ class DiscriminatorBlock(keras.layers.Layer):
         self.conv0.build((n, r, r, self.in_channels()))
         self.conv1.build((n, r, r, self.channels))
 
-    def call(self, x, img=None):
-        # x: features [N, res, res, C(res)], or the image for the top block.
+    def call(self, x, img=None, from_rgb=None):
+        # x: features [N, res, res, C(res)], or the image when `from_rgb`
+        # (by default: when the block has a fromRGB).
         check_spatial(self, x, self.res)
-        if self.fromrgb_layer is not None:
+        if from_rgb is None:
+            from_rgb = self.fromrgb_layer is not None
+        if from_rgb:
             x = self.fromrgb_layer(x)
         if self.combine_layer is not None:
             check_spatial(self, img, self.res)
@@ -271,14 +277,21 @@ class DiscriminatorEpilogue(DiscriminatorBlock):
 
     def build(self, x_shape, img_shape=None):
         n = x_shape[0]
+        if self.fromrgb_layer is not None:
+            self.fromrgb_layer.build((n, 4, 4, self.img_channels))
+            x_shape = (n, 4, 4, self.channels)
         if self.combine_layer is not None:
             self.combine_layer.build(x_shape, img_shape)
         self.conv1.build((n, 4, 4, self.in_channels()))
         self.fc.build((n, 16 * self.channels))
         self.out.build((n, self.fc_channels))
 
-    def call(self, x, img=None):
+    def call(self, x, img=None, from_rgb=None):
         check_spatial(self, x, 4)
+        if from_rgb is None:
+            from_rgb = self.fromrgb_layer is not None
+        if from_rgb:
+            x = self.fromrgb_layer(x)
         if self.combine_layer is not None:
             check_spatial(self, img, 4)
             x = self.combine_layer(x, img)
@@ -311,13 +324,16 @@ class Discriminator(keras.Model):
     first), combining each scale into the block at that resolution, with
     minibatch stddev in every block. `architecture="stylegan"` takes a list
     holding only the full-resolution image, with minibatch stddev at 4x4.
-    `num_inputs` says how many images a call expects.
+    `num_inputs` says how many images a call expects. `progressive=True`
+    (stylegan only) gives every block a fromRGB; a call then takes the
+    current `resolution` (static, default full) and fade weight `alpha`.
 
     Args:
         img_resolution, img_channels, channel_base, channel_max: int.
         architecture: "msg" or "stylegan".
         combine: a registered combine name (`cat_lin`, `lin_cat`, `simple`).
         mbstd_group_size, mbstd_num_features: int.
+        progressive: bool, progressive growing (architecture "stylegan").
     """
 
     def __init__(
@@ -330,6 +346,7 @@ class Discriminator(keras.Model):
         combine="cat_lin",
         mbstd_group_size=4,
         mbstd_num_features=1,
+        progressive=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -340,6 +357,12 @@ class Discriminator(keras.Model):
                 f"'{architecture}'"
             )
         get_combine(combine)
+        if progressive and architecture != "stylegan":
+            raise ValueError(
+                "progressive growing needs architecture 'stylegan', got "
+                f"'{architecture}'"
+            )
+        self.progressive = progressive
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.channel_base = channel_base
@@ -368,7 +391,7 @@ class Discriminator(keras.Model):
                 ch(res),
                 ch(res // 2),
                 combine=combine if msg and res != img_resolution else None,
-                fromrgb=res == img_resolution,
+                fromrgb=progressive or res == img_resolution,
                 mbstd=msg,
                 name=f"b{res}",
                 **common,
@@ -379,6 +402,7 @@ class Discriminator(keras.Model):
             ch(4),
             ch(2),
             combine=combine if msg else None,
+            fromrgb=progressive,
             name="b4",
             **common,
         )
@@ -393,8 +417,11 @@ class Discriminator(keras.Model):
         self.epilogue.build((n, 4, 4, self.epilogue.channels), (n, 4, 4, c))
         self.built = True
 
-    def call(self, imgs):
+    def call(self, imgs, resolution=None, alpha=None, training=False):
+        # `training` is part of the shared D call (spectral norm uses it).
         imgs = self.check_inputs(imgs)
+        if self.progressive:
+            return self._call_progressive(imgs[-1], resolution, alpha)
         by_res = {img.shape[1]: img for img in imgs}
         # The top block reads the full-res image; lower ones combine theirs.
         x = imgs[-1]
@@ -402,6 +429,60 @@ class Discriminator(keras.Model):
             x = block(x, by_res.get(block.res) if block.combine else None)
         img4 = by_res.get(4) if self.epilogue.combine else None
         return self.epilogue(x, img4)
+
+    def _call_progressive(self, img, resolution, alpha):
+        # Enter at the current resolution through its fromRGB; during a
+        # fade-in blend with the block below entered from the image
+        # downsampled once more.
+        resolution = resolution or self.img_resolution
+        chain = self.blocks + [self.epilogue]  # full resolution down to 4
+        ress = [block.res for block in chain]
+        if resolution not in ress:
+            raise ValueError(
+                f"discriminator: resolution must be one of {ress[::-1]}, "
+                f"got {resolution!r}"
+            )
+        start = ress.index(resolution)
+        img = msg_ops.downsample2d(img, self.img_resolution // resolution)
+        x = chain[start](img, from_rgb=True)
+        lower = chain[start + 1 :]
+        if lower and alpha is not None:
+            y = lower[0].fromrgb_layer(msg_ops.downsample2d(img))
+            x = prog.lerp(x, y, ops.cast(alpha, x.dtype))
+        for block in lower:
+            x = block(x, from_rgb=False)
+        return x
+
+    def summary_rows(self):
+        """(layer name, layer or None, output shape) for a network table."""
+        rows, n = [], "N"
+        for block in self.blocks:
+            r, c = block.res, block.channels
+            if block.fromrgb_layer is not None:
+                rows.append(
+                    (f"b{r}/fromrgb", block.fromrgb_layer, (n, r, r, c))
+                )
+            if block.combine_layer is not None:
+                out = (n, r, r, block.combine_layer.output_channels())
+                rows.append((f"b{r}/combine", block.combine_layer, out))
+            if block.mbstd:
+                rows.append(
+                    (f"b{r}/mbstd", None, (n, r, r, block.in_channels()))
+                )
+            rows.append((f"b{r}/conv0", block.conv0, (n, r, r, c)))
+            out = (n, r // 2, r // 2, block.out_channels)
+            rows.append((f"b{r}/conv1", block.conv1, out))
+        e = self.epilogue
+        if e.fromrgb_layer is not None:
+            rows.append(("b4/fromrgb", e.fromrgb_layer, (n, 4, 4, e.channels)))
+        if e.combine_layer is not None:
+            out = (n, 4, 4, e.combine_layer.output_channels())
+            rows.append(("b4/combine", e.combine_layer, out))
+        rows.append(("b4/mbstd", None, (n, 4, 4, e.in_channels())))
+        rows.append(("b4/conv", e.conv1, (n, 4, 4, e.channels)))
+        rows.append(("b4/fc", e.fc, (n, e.fc_channels)))
+        rows.append(("b4/out", e.out, (n, 1)))
+        return rows
 
     def check_inputs(self, imgs):
         imgs = list(imgs) if isinstance(imgs, (list, tuple)) else [imgs]
@@ -431,6 +512,7 @@ class Discriminator(keras.Model):
             "combine": self.combine,
             "mbstd_group_size": self.mbstd_group_size,
             "mbstd_num_features": self.mbstd_num_features,
+            "progressive": self.progressive,
         }
 
 

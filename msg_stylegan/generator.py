@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from msg_stylegan import ops as msg_ops
+from msg_stylegan import progressive as prog
 from msg_stylegan.layers import (
     SQRT2,
     EqualizedConv2D,
@@ -289,15 +290,23 @@ class SynthesisNetwork(keras.layers.Layer):
             block.build((ws_shape[0], 2, ws_shape[-1]), shape)
             shape = (ws_shape[0], block.res, block.res, block.channels)
 
-    def call(self, ws, noise_mode="random", noise=None):
+    def call(self, ws, noise_mode="random", noise=None, resolution=None):
+        # `resolution` (static) stops after that block (progressive growing).
         if ws.shape[1] != self.num_ws:
             raise ValueError(
                 f"synthesis expects ws with {self.num_ws} layers, got shape "
                 f"{tuple(ws.shape)}"
             )
         noise = noise or [None] * self.num_ws
+        resolution = resolution or self.img_resolution
+        if resolution not in self.resolutions:
+            raise ValueError(
+                f"synthesis: resolution must be one of {self.resolutions}, "
+                f"got {resolution!r}"
+            )
         x, imgs = None, []
-        for i, block in enumerate(self.blocks):
+        blocks = self.blocks[: self.resolutions.index(resolution) + 1]
+        for i, block in enumerate(blocks):
             x, img = block(
                 ws[:, 2 * i : 2 * i + 2],
                 x,
@@ -321,11 +330,25 @@ class SynthesisNetwork(keras.layers.Layer):
 class Generator(keras.Model):
     """Mapping + synthesis: z -> list of images, 4x4 first, full size last.
 
+    With `progressive=True` (the published StyleGAN baseline, SPEC section
+    10) the output is a list of ONE full-size image at a level of detail:
+    a training step passes the current `resolution` (static) and the fade
+    weight `alpha` (runtime); other calls use the stored `lod` weight, which
+    the training loop keeps current and snapshots carry.
+
+    Every generator family offers the same call, so the training backends
+    never look inside: `call(z, ..., resolution, alpha, mixing, return_ws)`
+    where `mixing=(z2, cutoff)` takes layers from `cutoff` on from z2's w
+    (style-mixing regularisation) and `return_ws` also returns the unmixed
+    ws (for the w_avg update); `noise_resolutions` and `w_avg` say what the
+    step must draw and track.
+
     Args:
         img_resolution, img_channels, channel_base, channel_max: as the
             synthesis network. z_dim, w_dim, mapping_layers,
             mapping_lr_multiplier, w_avg_beta: as the mapping network.
         truncation_cutoff: int, layers the truncation trick applies to.
+        progressive: bool, one full-size output at a level of detail.
     """
 
     def __init__(
@@ -340,10 +363,12 @@ class Generator(keras.Model):
         channel_max=512,
         w_avg_beta=0.995,
         truncation_cutoff=8,
+        progressive=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_resolution(img_resolution)
+        self.progressive = progressive
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.z_dim = z_dim
@@ -376,9 +401,42 @@ class Generator(keras.Model):
             dtype=dt,
         )
 
+    @property
+    def noise_resolutions(self):
+        return self.synthesis.noise_resolutions
+
+    @property
+    def w_avg(self):
+        return self.mapping.w_avg
+
+    def latent_codes(self, z, truncation_psi=1.0, truncation_cutoff=None):
+        """What `synthesize` takes: ws after truncation (generate.py
+        interpolates and mixes styles on these)."""
+        return self.mapping(
+            z,
+            truncation_psi=truncation_psi,
+            truncation_cutoff=truncation_cutoff,
+        )
+
+    def synthesize(self, ws, noise_mode="random", noise=None):
+        """ws -> images as `call` returns them (at the stored lod when
+        progressive)."""
+        imgs = self.synthesis(ws, noise_mode=noise_mode, noise=noise)
+        if self.progressive:
+            imgs = [prog.blend_all_levels(imgs, self.lod)]
+        return imgs
+
+    def num_ws_used(self, resolution=None):
+        """Styled layers that run up to `resolution` (style mixing range)."""
+        return num_ws_for(resolution or self.img_resolution)
+
     def build(self, z_shape):
         self.mapping.build(z_shape)
         self.synthesis.build((z_shape[0], self.num_ws, self.w_dim))
+        if self.progressive:
+            self.lod = self.add_weight(
+                name="lod", shape=(), initializer="zeros", trainable=False
+            )
         self.built = True
 
     def call(
@@ -388,15 +446,54 @@ class Generator(keras.Model):
         truncation_cutoff="default",
         noise_mode="random",
         noise=None,
+        resolution=None,
+        alpha=None,
+        mixing=None,
+        return_ws=False,
     ):
         if truncation_cutoff == "default":
             truncation_cutoff = self.truncation_cutoff
-        ws = self.mapping(
-            z,
-            truncation_psi=truncation_psi,
-            truncation_cutoff=truncation_cutoff,
+        trunc = dict(
+            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff
         )
-        return self.synthesis(ws, noise_mode=noise_mode, noise=noise)
+        ws = self.mapping(z, **trunc)
+        styles = ws
+        if mixing is not None:
+            # Style mixing: layers from the cutoff on take z2's w.
+            z2, cutoff = mixing
+            styles = prog.mix_styles(ws, self.mapping(z2, **trunc), cutoff)
+        if not self.progressive or resolution is None:
+            # Every level; when progressive, blended at the stored lod.
+            imgs = self.synthesize(styles, noise_mode=noise_mode, noise=noise)
+        else:
+            # Training: the blocks up to `resolution`, faded by alpha.
+            imgs = self.synthesis(
+                styles,
+                noise_mode=noise_mode,
+                noise=noise,
+                resolution=resolution,
+            )
+            previous = imgs[-2] if len(imgs) > 1 else None
+            img = prog.fade_in(imgs[-1], previous, alpha)
+            imgs = [prog.to_full_size(img, self.img_resolution)]
+        return (imgs, ws) if return_ws else imgs
+
+    def summary_rows(self):
+        """(layer name, layer or None, output shape) for a network table."""
+        rows, n = [], "N"
+        for i, fc in enumerate(self.mapping.fcs):
+            rows.append((f"mapping/fc{i}", fc, (n, self.w_dim)))
+        rows.append(("mapping/broadcast", None, (n, self.num_ws, self.w_dim)))
+        for block in self.synthesis.blocks:
+            r, c = block.res, block.channels
+            p = f"synthesis/b{r}"
+            if r == 4:
+                rows.append((f"{p}/const", block.const, (1, 4, 4, c)))
+            rows.append((f"{p}/conv0", block.conv0, (n, r, r, c)))
+            rows.append((f"{p}/conv1", block.conv1, (n, r, r, c)))
+            rgb = (n, r, r, self.img_channels)
+            rows.append((f"{p}/torgb", block.torgb, rgb))
+        return rows
 
     def get_config(self):
         return {
@@ -411,6 +508,7 @@ class Generator(keras.Model):
             "channel_max": self.channel_max,
             "w_avg_beta": self.w_avg_beta,
             "truncation_cutoff": self.truncation_cutoff,
+            "progressive": self.progressive,
         }
 
 

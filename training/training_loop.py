@@ -2,12 +2,17 @@
 
 SPEC section 6: a tick line every `kimg_per_tick`, sample grids per scale
 from Gs with fixed latents, `reals.png`, TensorBoard scalars, network
-snapshots with everything resume needs, and `network-final.pkl`.
+snapshots with everything resume needs, and `network-final.pkl`. With
+progressive growing (SPEC section 10) the schedule sets lod, minibatch,
+learning rate and tick length at every step; each resolution gets its own
+compiled step and its own data stream.
 """
 
 import json
+import math
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -16,7 +21,7 @@ from datasets import tfrecords
 from dnnlib.util import UserError, format_time
 from msg_stylegan import networks
 from msg_stylegan.ops import upsample2d
-from training import backends, snapshot
+from training import backends, schedule, snapshot
 from training.stats import StatsCollector
 
 
@@ -95,10 +100,12 @@ def scale_consistency(scales):
 
 
 def snapshot_data(state, cfg, cur_nimg, step, extra=None):
+    """Everything resume needs; `extra` adds the schedule position."""
     return {
         "kimg": cur_nimg / 1000.0,
         "cur_nimg": int(cur_nimg),
         "step": int(step),
+        "lod": float(schedule.phase_at(cfg, cur_nimg).lod),
         "config": cfg.to_json(),
         "G": networks.get_state(state.G),
         "D": networks.get_state(state.D),
@@ -146,16 +153,94 @@ def check_data(cfg):
     return info
 
 
+def stream_seed(cfg, res):
+    """The data stream's seed: one stream per resolution when growing."""
+    if not cfg.progressive:
+        return cfg.seed
+    return cfg.seed * 1000 + int(math.log2(res))
+
+
+class Schedule:
+    """The steps, data streams and optimizer settings of the current phase.
+
+    A new resolution gets its own compiled step and data stream (seeded by
+    the resolution, skipping what this resolution already consumed), so a
+    resumed run continues exactly.
+    """
+
+    def __init__(self, backend, state, cfg, info, strategy):
+        self.backend, self.state, self.cfg = backend, state, cfg
+        self.info, self.strategy = info, strategy
+        self.res = None
+        self.batches = None
+        self.step_fn = None
+        self.segment_start = 0  # the step at which `res` started
+        self.prev_lod = None
+
+    def resume(self, data):
+        self.segment_start = int(data.get("segment_start_step", 0))
+        if data.get("prev_lod") is not None:
+            self.prev_lod = float(data["prev_lod"])
+
+    def position(self):
+        """The schedule position a snapshot stores (see `resume`)."""
+        return {
+            "segment_start_step": int(self.segment_start),
+            "prev_lod": self.prev_lod,
+        }
+
+    def enter(self, phase, step):
+        """Set up `phase` before training step number `step`."""
+        state, cfg = self.state, self.cfg
+        if self.prev_lod is not None and schedule.resets_optimizer(
+            self.prev_lod, phase.lod
+        ):
+            schedule.reset_optimizer(state.G_opt)
+            schedule.reset_optimizer(state.D_opt)
+        if phase.resolution != self.res:
+            if self.res is not None:
+                self.segment_start = step
+            self.res = phase.resolution
+            if self.batches is not None and hasattr(self.batches, "close"):
+                self.batches.close()
+            phase_cfg = replace(cfg, batch=phase.batch)
+            self.batches = self.backend.make_batches(
+                self.info,
+                phase_cfg,
+                self.strategy,
+                skip_batches=step - self.segment_start,
+                seed=stream_seed(cfg, phase.resolution),
+            )
+            self.step_fn = self.backend.make_train_step(
+                state,
+                phase_cfg,
+                self.strategy,
+                resolution=phase.resolution if cfg.progressive else None,
+            )
+        if cfg.progressive:
+            schedule.set_learning_rate(state.G_opt, phase.lr)
+            schedule.set_learning_rate(state.D_opt, phase.lr)
+            state.G.lod.assign(phase.lod)
+            state.Gs.lod.assign(phase.lod)
+        self.prev_lod = phase.lod
+
+    def run(self, phase, step):
+        return self.step_fn(next(self.batches), step, alpha=phase.alpha)
+
+
 def training_loop(cfg, run_dir, resume=None, devices=None):
     """Train until `cfg.total_kimg`; returns the final snapshot's path."""
     backend = backends.get()
     info = check_data(cfg)
     strategy = backend.make_strategy(cfg.gpus, devices)
     replicas = strategy.num_replicas_in_sync
-    if cfg.batch % replicas:
-        raise UserError(
-            f"batch {cfg.batch} must be a multiple of the {replicas} replicas"
-        )
+    batches = {schedule.phase_at(cfg, 0).batch, cfg.batch}
+    batches |= {b for _, b in cfg.minibatch_schedule}
+    for b in sorted(batches):
+        if b % replicas:
+            raise UserError(
+                f"batch {b} must be a multiple of the {replicas} replicas"
+            )
     state = backend.build_state(cfg, strategy)
     print(
         f"G {networks.count_params(state.G):,} parameters, "
@@ -163,15 +248,14 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
         f"{replicas} replica(s), backend {backend.NAME}, "
         f"device {backend.device_name()}"
     )
+    sched = Schedule(backend, state, cfg, info, strategy)
     cur_nimg, step = 0, 0
     if resume:
         data = snapshot.load(resume)
         restore(state, data, resume)
         cur_nimg, step = int(data["cur_nimg"]), int(data["step"])
+        sched.resume(data)
         print(f"Resumed from '{resume}' at kimg {cur_nimg / 1000:.1f}")
-
-    batches = backend.make_batches(info, cfg, strategy, skip_batches=step)
-    train_step = backend.make_train_step(state, cfg, strategy)
 
     grid = grid_shape(cfg)
     grid_z = np.random.RandomState(cfg.seed).randn(grid[0] * grid[1], cfg.z_dim)
@@ -188,12 +272,21 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
     maintenance = 0.0
     skipped_in_a_row = 0
     total_nimg = int(cfg.total_kimg * 1000)
+    phase = schedule.phase_at(cfg, cur_nimg)
+    sched.enter(phase, step)
     if cur_nimg == 0 or resume:
         save_fake_grids(run_dir, state.Gs, grid_z, cfg, cur_nimg // 1000)
     final_path = os.path.join(run_dir, "network-final.pkl")
+
+    def save(path):
+        data = snapshot_data(state, cfg, cur_nimg, step, sched.position())
+        snapshot.save(path, data)
+
     try:
         while cur_nimg < total_nimg:
-            out = train_step(next(batches), step)
+            phase = schedule.phase_at(cfg, cur_nimg)
+            sched.enter(phase, step)
+            out = sched.run(phase, step)
             stats.add(out)
             skipped = out["Progress/skipped_D"] + out["Progress/skipped_G"]
             skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
@@ -205,10 +298,10 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
                     "had non-finite losses or gradients; lower --lr or "
                     "resume from an earlier snapshot"
                 )
-            cur_nimg += cfg.batch
+            cur_nimg += phase.batch
             step += 1
             done = cur_nimg >= total_nimg
-            tick_nimg = cfg.kimg_per_tick * 1000
+            tick_nimg = phase.tick_kimg * 1000
             if not done and cur_nimg < tick_start_nimg + tick_nimg:
                 continue
             # Tick: report, then image and network snapshots.
@@ -217,8 +310,14 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
             tick_time = now - tick_start_time
             sec_per_kimg = tick_time / max(cur_nimg - tick_start_nimg, 1) * 1e3
             mem = backend.peak_memory_gb()
+            lod = ""
+            if cfg.progressive:
+                lod = f"lod {phase.lod:<5.2f} res {phase.resolution:<4d} "
+                state.G.lod.assign(schedule.phase_at(cfg, cur_nimg).lod)
+                state.Gs.lod.assign(state.G.lod.numpy())
             print(
-                f"tick {tick:<5d} kimg {cur_nimg / 1000:<8.1f} "
+                f"tick {tick:<5d} kimg {cur_nimg / 1000:<8.1f} {lod}"
+                f"minibatch {phase.batch:<4d} "
                 f"time {format_time(now - start_time):<9} "
                 f"sec/tick {tick_time:<7.1f} sec/kimg {sec_per_kimg:<7.2f} "
                 f"maintenance {maintenance:<6.1f} mem {mem:.2f}",
@@ -229,6 +328,11 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
             extra = {
                 "Progress/kimg": cur_nimg / 1000,
                 "Progress/tick": tick,
+                "Progress/lod": phase.lod,
+                "Progress/resolution": phase.resolution,
+                "Progress/minibatch": phase.batch,
+                "Progress/lr": phase.lr,
+                "Timing/step_traces": sched.step_fn.traces,
                 "Timing/sec_per_tick": tick_time,
                 "Timing/sec_per_kimg": sec_per_kimg,
                 "Timing/maintenance_sec": maintenance,
@@ -241,18 +345,18 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
             stats.report(cur_nimg / 1000, extra)
             if not done and tick % cfg.network_snapshot_ticks == 0:
                 path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
-                snapshot.save(path, snapshot_data(state, cfg, cur_nimg, step))
+                save(path)
                 run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg)
             tick_start_nimg, tick_start_time = cur_nimg, time.time()
             maintenance = tick_start_time - m_start
     except KeyboardInterrupt:
         kimg = cur_nimg // 1000
         path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
-        snapshot.save(path, snapshot_data(state, cfg, cur_nimg, step))
+        save(path)
         print(f"Interrupted: wrote '{path}'; resume with --resume={path}")
         stats.close()
         return path
-    snapshot.save(final_path, snapshot_data(state, cfg, cur_nimg, step))
+    save(final_path)
     run_snapshot_metrics(cfg, final_path, run_dir, stats, cur_nimg)
     stats.close()
     print(f"Exiting: wrote '{final_path}'")

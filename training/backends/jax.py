@@ -43,14 +43,15 @@ import keras
 import numpy as np
 
 from msg_stylegan import ops as msg_ops
+from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
-from training.ema import ema_beta
+from training.ema import gs_beta
 
 NAME = "jax"
 
 # Seed purposes, as the TF backend: each draw of a step has its own stream.
-_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G = range(5)
+_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G, _MIX_D, _MIX_G = range(7)
 
 
 class Strategy:
@@ -71,7 +72,7 @@ class Strategy:
 
 
 def make_strategy(gpus=0, devices=None):
-    """All GPUs (or the first `gpus`), else every CPU device JAX sees.
+    """All GPUs (or the first `gpus`), else the first CPU device.
 
     devices: explicit JAX devices or indices into `jax.devices()` (tests
     use two host devices from --xla_force_host_platform_device_count).
@@ -180,30 +181,44 @@ def _pyramid_total_grads(direct, imgs):
     return total
 
 
-def real_logits_and_gradients(D, d_tv, d_ntv, reals):
+def real_logits_and_gradients(D, d_tv, d_ntv, reals, **d_kwargs):
     """D on the real pyramid, and d sum(D) / d(each pyramid image).
 
     The JAX twin of the TF function of the same name; differentiable with
-    respect to `d_tv` (R1's second order).
+    respect to `d_tv` (R1's second order). `d_kwargs` go to D. Also
+    returns D's updated non-trainable state (spectral norm's power
+    iteration in training mode).
     """
     imgs = msg_ops.image_pyramid(reals, D.num_inputs)
 
     def d_sum(levels):
-        logits = D.stateless_call(d_tv, d_ntv, levels)[0]
-        return jnp.sum(logits.astype(jnp.float32)), logits
+        logits, ntv = D.stateless_call(d_tv, d_ntv, levels, **d_kwargs)
+        return jnp.sum(logits.astype(jnp.float32)), (logits, ntv)
 
-    (_, logits), direct = jax.value_and_grad(d_sum, has_aux=True)(imgs)
-    return imgs, logits, _pyramid_total_grads(direct, imgs)
+    (_, (logits, ntv)), direct = jax.value_and_grad(d_sum, has_aux=True)(imgs)
+    return imgs, logits, _pyramid_total_grads(direct, imgs), ntv
 
 
-def _generate(G, g_tv, g_ntv, z, noise):
+def _generate(G, g_tv, g_ntv, z, noise, **g_kwargs):
     """ws and G's images, with G's variables given (a StatelessScope)."""
     mapping = list(zip(G.trainable_variables, g_tv))
     mapping += list(zip(G.non_trainable_variables, g_ntv))
     with keras.StatelessScope(state_mapping=mapping):
-        ws = G.mapping(z)
-        imgs = G.synthesis(ws, noise=noise)
+        imgs, ws = G(z, noise=noise, return_ws=True, **g_kwargs)
     return ws, imgs
+
+
+def draw_mixing(cfg, G, global_batch, step, purpose, resolution):
+    """Style mixing's second z and one crossover for the batch, or None."""
+    if cfg.style_mixing_prob <= 0:
+        return None
+    key = _key(cfg.seed, step, purpose)
+    z2 = jax.random.normal(key, (global_batch, cfg.z_dim))
+    coin, uniform = jax.random.uniform(jax.random.fold_in(key, 1), (2,))
+    cutoff = prog.mixing_cutoff(
+        coin, uniform, cfg.style_mixing_prob, G.num_ws_used(resolution)
+    )
+    return z2, cutoff
 
 
 def _finite(tree):
@@ -247,28 +262,44 @@ class _Vars:
                 v.assign(x)
 
 
-def make_train_step(state, cfg, strategy):
-    """Build `step(reals, step_index, latents=None) -> dict of floats`.
+def make_train_step(state, cfg, strategy, resolution=None):
+    """Build `step(reals, step_index, latents=None, alpha=0.0) -> dict`.
 
     One call runs the D step (with the regulariser every `r1_interval`
     steps), the G step, the w_avg update and the Gs moving average, as one
     jitted function. `latents` (the dict `draw_latents` returns, global
     batch, NumPy or JAX) replaces the step's own draws: tests use it to
-    feed both backends the same numbers.
+    feed both backends the same numbers. `resolution` (progressive growing)
+    is compiled in; `alpha` is a runtime value (`step.traces` counts
+    traces).
     """
     G, D = state.G, state.D
     G_opt, D_opt = state.G_opt, state.D_opt
     loss = loss_lib.get_loss(cfg.loss)
     global_batch = cfg.batch
     k = D.num_inputs
-    beta = ema_beta(global_batch, cfg.ema_kimg)
-    noise_res = G.synthesis.noise_resolutions
+    res = resolution
+    beta = gs_beta(cfg, global_batch)
+    noise_res = [
+        r for r in G.noise_resolutions if r <= (res or cfg.img_resolution)
+    ]
     g_ntv_vars = G.non_trainable_variables
-    w_avg_index = [v.path for v in g_ntv_vars].index(G.mapping.w_avg.path)
+    w_avg_index = None
+    if G.w_avg is not None:
+        paths = [v.path for v in g_ntv_vars]
+        w_avg_index = paths.index(G.w_avg.path)
+        w_avg_beta = G.w_avg_beta
     float_fixed = [i for i, v in enumerate(g_ntv_vars) if "float" in v.dtype]
-    w_avg_beta = G.mapping.w_avg_beta
     variables = _Vars(state)
     several = strategy.num_replicas_in_sync > 1
+    traces = [0]
+
+    def lod_inputs(reals_u8, alpha):
+        # Reals in [-1, 1], faded to the current lod when growing.
+        reals = _to_float(reals_u8)
+        if cfg.progressive:
+            reals = prog.process_reals(reals, res, alpha)
+        return reals
 
     def shard(x):
         # The batch axis over the devices; a no-op with one device.
@@ -276,31 +307,35 @@ def make_train_step(state, cfg, strategy):
             return x
         return jax.lax.with_sharding_constraint(x, strategy.batch)
 
-    def d_loss_fn(d_tv, s, reals, fakes, eps, with_reg):
+    def d_loss_fn(d_tv, s, reals, fakes, eps, with_reg, alpha):
+        # D runs in training mode; its non-trainable state (spectral
+        # norm's u) threads through the calls in order.
         d_ntv = s["d_ntv"]
+        dk = dict(resolution=res, alpha=alpha, training=True)
         n = reals.shape[0]
         penalty = jnp.zeros([n])
         use_r1 = with_reg and loss.penalty == "r1"
         if use_r1:
-            real_imgs, logits_real, r1_grads = real_logits_and_gradients(
-                D, d_tv, d_ntv, reals
+            real_imgs, logits_real, r1_grads, d_ntv = real_logits_and_gradients(
+                D, d_tv, d_ntv, reals, **dk
             )
             r1 = loss_lib.r1_penalty(r1_grads)
             penalty = r1 * (cfg.r1_gamma * 0.5 * cfg.r1_interval)
         else:
             real_imgs = msg_ops.image_pyramid(reals, k)
-            logits_real = D.stateless_call(d_tv, d_ntv, real_imgs)[0]
+            logits_real, d_ntv = D.stateless_call(d_tv, d_ntv, real_imgs, **dk)
         if with_reg and loss.penalty == "gp":
             mix = loss_lib.interpolate(real_imgs, fakes, eps)
 
             def mix_sum(m):
-                out = D.stateless_call(d_tv, d_ntv, m)[0]
-                return jnp.sum(out.astype(jnp.float32))
+                out, ntv = D.stateless_call(d_tv, d_ntv, m, **dk)
+                return jnp.sum(out.astype(jnp.float32)), ntv
 
-            gp = loss_lib.gradient_penalty(jax.grad(mix_sum)(mix))
+            mix_grads, d_ntv = jax.grad(mix_sum, has_aux=True)(mix)
+            gp = loss_lib.gradient_penalty(mix_grads)
             penalty = cfg.wgan_lambda * gp
             penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(logits_real)
-        logits_fake = D.stateless_call(d_tv, d_ntv, fakes)[0]
+        logits_fake, d_ntv = D.stateless_call(d_tv, d_ntv, fakes, **dk)
         per_sample = loss.d_loss(logits_real, logits_fake)
         total = jnp.sum(per_sample + penalty) / global_batch
         stats = {
@@ -311,48 +346,69 @@ def make_train_step(state, cfg, strategy):
             "Loss/scores/fake": jnp.sum(logits_fake.astype(jnp.float32))
             / global_batch,
         }
-        return total, stats
+        return total, (stats, d_ntv)
 
-    def g_loss_fn(g_tv, s, reals, z, noise):
-        ws, imgs = _generate(G, g_tv, s["g_ntv"], z, noise)
-        logits_fake = D.stateless_call(s["d_tv"], s["d_ntv"], imgs[-k:])[0]
+    def g_loss_fn(g_tv, s, reals, z, noise, mixing, alpha):
+        dk = dict(resolution=res, alpha=alpha)
+        ws, imgs = _generate(G, g_tv, s["g_ntv"], z, noise, mixing=mixing, **dk)
+        logits_fake = D.stateless_call(s["d_tv"], s["d_ntv"], imgs[-k:], **dk)[
+            0
+        ]
         logits_real = None
         if loss.needs_real_in_g:
             logits_real = jax.lax.stop_gradient(
                 D.stateless_call(
-                    s["d_tv"], s["d_ntv"], msg_ops.image_pyramid(reals, k)
+                    s["d_tv"],
+                    s["d_ntv"],
+                    msg_ops.image_pyramid(reals, k),
+                    **dk,
                 )[0]
             )
         per_sample = loss.g_loss(logits_fake, logits_real)
         total = jnp.sum(per_sample) / global_batch
-        w_sum = jnp.sum(ws[:, 0].astype(jnp.float32), axis=0)
-        return total, ({"Loss/G/loss": total}, w_sum / global_batch)
+        w_mean = jnp.zeros([])
+        if w_avg_index is not None:
+            w_mean = jnp.sum(ws[:, 0].astype(jnp.float32), axis=0)
+            w_mean = w_mean / global_batch
+        return total, ({"Loss/G/loss": total}, w_mean)
 
-    def train_step(s, reals_u8, step, latents, with_reg):
+    def train_step(s, reals_u8, step, alpha, latents, with_reg):
+        traces[0] += 1
         if latents is None:
             latents = draw_latents(cfg, noise_res, global_batch, step)
         lat = jax.tree_util.tree_map(shard, latents)
-        reals = _to_float(shard(reals_u8))
+        reals = lod_inputs(shard(reals_u8), alpha)
+        mix_d = draw_mixing(cfg, G, global_batch, step, _MIX_D, res)
+        mix_g = draw_mixing(cfg, G, global_batch, step, _MIX_G, res)
 
         # D step: fakes carry no gradient path to G.
         _, fakes = _generate(
-            G, s["g_tv"], s["g_ntv"], lat["z_d"], lat["noise_d"]
+            G,
+            s["g_tv"],
+            s["g_ntv"],
+            lat["z_d"],
+            lat["noise_d"],
+            mixing=mix_d,
+            resolution=res,
+            alpha=alpha,
         )
         fakes = [jax.lax.stop_gradient(x) for x in fakes[-k:]]
-        (_, d_stats), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
-            s["d_tv"], s, reals, fakes, lat["eps"], with_reg
-        )
+        (_, (d_stats, d_ntv)), d_grads = jax.value_and_grad(
+            d_loss_fn, has_aux=True
+        )(s["d_tv"], s, reals, fakes, lat["eps"], with_reg, alpha)
         d_ok = _finite(d_grads)
         new_d, new_d_opt = D_opt.stateless_apply(s["d_opt"], d_grads, s["d_tv"])
         s = dict(s)
-        s["d_tv"], s["d_opt"] = _select(
-            d_ok, (new_d, new_d_opt), (s["d_tv"], s["d_opt"])
+        s["d_tv"], s["d_opt"], s["d_ntv"] = _select(
+            d_ok,
+            (new_d, new_d_opt, list(d_ntv)),
+            (s["d_tv"], s["d_opt"], s["d_ntv"]),
         )
 
         # G step against the updated D.
         (_, (g_stats, w_mean)), g_grads = jax.value_and_grad(
             g_loss_fn, has_aux=True
-        )(s["g_tv"], s, reals, lat["z_g"], lat["noise_g"])
+        )(s["g_tv"], s, reals, lat["z_g"], lat["noise_g"], mix_g, alpha)
         g_ok = _finite(g_grads)
         new_g, new_g_opt = G_opt.stateless_apply(s["g_opt"], g_grads, s["g_tv"])
         s["g_tv"], s["g_opt"] = _select(
@@ -361,9 +417,10 @@ def make_train_step(state, cfg, strategy):
 
         # w_avg and Gs follow only an applied G update.
         g_ntv = list(s["g_ntv"])
-        w_avg = g_ntv[w_avg_index]
-        target = w_mean + (w_avg - w_mean) * w_avg_beta
-        g_ntv[w_avg_index] = jnp.where(g_ok, target, w_avg)
+        if w_avg_index is not None:
+            w_avg = g_ntv[w_avg_index]
+            target = w_mean + (w_avg - w_mean) * w_avg_beta
+            g_ntv[w_avg_index] = jnp.where(g_ok, target, w_avg)
         s["g_ntv"] = g_ntv
         s["gs_tv"] = [
             g + (gs - g) * beta for g, gs in zip(s["g_tv"], s["gs_tv"])
@@ -378,9 +435,9 @@ def make_train_step(state, cfg, strategy):
         return s, stats
 
     # No buffer donation: G and Gs may share arrays after copy_weights.
-    jitted = jax.jit(train_step, static_argnums=(4,))
+    jitted = jax.jit(train_step, static_argnums=(5,))
 
-    def step(reals, step_index, latents=None):
+    def step(reals, step_index, latents=None, alpha=0.0):
         with_reg = step_index % cfg.r1_interval == 0
         reals = jax.device_put(np.asarray(reals), strategy.batch)
         if latents is not None:
@@ -392,11 +449,18 @@ def make_train_step(state, cfg, strategy):
             )
         values = jax.device_put(variables.read(), strategy.replicated)
         values, stats = jitted(
-            values, reals, jnp.int32(step_index), latents, bool(with_reg)
+            values,
+            reals,
+            jnp.int32(step_index),
+            jnp.float32(alpha),
+            latents,
+            bool(with_reg),
         )
         variables.write(values)
+        step.traces = traces[0]
         return {key: float(v) for key, v in stats.items()}
 
+    step.traces = 0
     return step
 
 
@@ -499,7 +563,7 @@ class BatchStream:
         self._stop.set()
 
 
-def make_batches(info, cfg, strategy, skip_batches=0):
+def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
     """An iterator of global uint8 batches (the step shards them)."""
     from dnnlib.util import UserError
 
@@ -508,8 +572,9 @@ def make_batches(info, cfg, strategy, skip_batches=0):
             f"batch {cfg.batch} must be a multiple of the "
             f"{strategy.num_replicas_in_sync} replicas"
         )
+    seed = cfg.seed if seed is None else seed
     return BatchStream(
-        info, cfg.batch, cfg.mirror, cfg.seed, skip_batches=skip_batches
+        info, cfg.batch, cfg.mirror, seed, skip_batches=skip_batches
     )
 
 

@@ -20,14 +20,18 @@ import numpy as np
 import tensorflow as tf
 
 from msg_stylegan import ops as msg_ops
+from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
-from training.ema import ema_beta
+from training.ema import gs_beta
 
 NAME = "tensorflow"
 
 # Seed purposes: each random draw of a step has its own stream.
-_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G = range(5)
+_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G, _MIX_D, _MIX_G = range(7)
+
+
+_strategies = {}
 
 
 def make_strategy(gpus=0, devices=None):
@@ -35,7 +39,16 @@ def make_strategy(gpus=0, devices=None):
 
     gpus: how many visible GPUs to use (0 = all); with none, one CPU replica.
     devices: explicit device names (tests use two logical CPUs).
+    One strategy per device set and process: two strategies over the same
+    devices can collide in TF's collective-op keys.
     """
+    key = (gpus, tuple(devices or ()), os.environ.get("TF_CONFIG"))
+    if key not in _strategies:
+        _strategies[key] = _new_strategy(gpus, devices)
+    return _strategies[key]
+
+
+def _new_strategy(gpus, devices):
     if devices:
         return tf.distribute.MirroredStrategy(devices=list(devices))
     if os.environ.get("TF_CONFIG"):
@@ -105,20 +118,47 @@ def _slice(x, replica, n):
     )
 
 
-def draw_latents(cfg, G, global_batch, step, replica, n, purposes):
-    """This replica's slice of the global batch's z and noise images."""
+def draw_latents(
+    cfg, G, global_batch, step, replica, n, purposes, resolution=None
+):
+    """This replica's slice of the global batch's z and noise images.
+
+    Noise is drawn for the layers that run up to `resolution`.
+    """
     z_purpose, noise_purpose = purposes
     z = tf.random.stateless_normal(
         [global_batch, cfg.z_dim], seed=_seed(cfg.seed, step, z_purpose)
     )
     noise = []
-    for i, res in enumerate(G.synthesis.noise_resolutions):
+    resolution = resolution or cfg.img_resolution
+    used = [r for r in G.noise_resolutions if r <= resolution]
+    for i, res in enumerate(used):
         seed = tf.random.experimental.stateless_fold_in(
             _seed(cfg.seed, step, noise_purpose), i
         )
         full = tf.random.stateless_normal([global_batch, res, res, 1], seed)
         noise.append(_slice(full, replica, n))
     return _slice(z, replica, n), noise
+
+
+def draw_mixing(cfg, G, global_batch, step, replica, n, purpose, resolution):
+    """Style mixing's second z (this replica's slice) and the crossover.
+
+    One crossover for the global batch, as NVlabs; None when disabled.
+    """
+    if cfg.style_mixing_prob <= 0:
+        return None
+    seed = _seed(cfg.seed, step, purpose)
+    z2 = tf.random.stateless_normal([global_batch, cfg.z_dim], seed=seed)
+    coin, uniform = tf.unstack(
+        tf.random.stateless_uniform(
+            [2], tf.random.experimental.stateless_fold_in(seed, 1)
+        )
+    )
+    cutoff = prog.mixing_cutoff(
+        coin, uniform, cfg.style_mixing_prob, G.num_ws_used(resolution)
+    )
+    return _slice(z2, replica, n), cutoff
 
 
 def _injected(latents, part, replica, n):
@@ -131,25 +171,29 @@ def _injected(latents, part, replica, n):
     return z, noise
 
 
-def real_logits_and_gradients(D, reals, with_gradients=True):
+def real_logits_and_gradients(D, reals, with_gradients=True, **d_kwargs):
     """D on the real pyramid, and d sum(D) / d(each pyramid image).
 
     The pyramid is built from the full-resolution `reals` inside the
     recorded computation, so the full-resolution gradient is the total
     derivative through every lower scale (SPEC section 3). Called inside an
     outer tape, the gradients stay differentiable (R1's second order).
+    `d_kwargs` (resolution, alpha) go to D.
     """
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(reals)
         imgs = msg_ops.image_pyramid(reals, D.num_inputs)
-        logits = D(imgs)
+        logits = D(imgs, **d_kwargs)
         total = tf.reduce_sum(tf.cast(logits, tf.float32))
     grads = tape.gradient(total, imgs) if with_gradients else None
     return imgs, logits, grads
 
 
-def make_batches(info, cfg, strategy, skip_batches=0):
-    """An iterator of per-replica uint8 batches of the global batch."""
+def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
+    """An iterator of per-replica uint8 batches of the global batch.
+
+    seed: the stream's seed (default `cfg.seed`).
+    """
     from datasets import pipeline
 
     ds = pipeline.make_dataset(
@@ -157,10 +201,19 @@ def make_batches(info, cfg, strategy, skip_batches=0):
         cfg.batch,
         strategy=strategy,
         mirror=cfg.mirror,
-        seed=cfg.seed,
+        seed=cfg.seed if seed is None else seed,
         skip_batches=skip_batches,
     )
     return iter(ds)
+
+
+def _dense(grads, model):
+    """Zeros for the variables a step does not reach (the blocks above the
+    current resolution when growing), as JAX's gradients give."""
+    return [
+        tf.zeros_like(v) if g is None else g
+        for g, v in zip(grads, model.trainable_variables)
+    ]
 
 
 def _finite(tensors):
@@ -168,40 +221,60 @@ def _finite(tensors):
     return tf.reduce_all(tf.stack(checks))
 
 
-def make_train_step(state, cfg, strategy):
-    """Build `step(reals, step_index, latents=None) -> dict of floats`.
+def make_train_step(state, cfg, strategy, resolution=None):
+    """Build `step(reals, step_index, latents=None, alpha=0.0) -> dict`.
 
     One call runs the D step (with the regulariser), the G step, the
-    w_avg update and the Gs moving average.
+    w_avg update and the Gs moving average. `resolution` (progressive
+    growing) is compiled in; the fade weight `alpha` is a runtime value, so
+    a fade-in never retraces (`step.traces` counts traces).
     """
     G, D, Gs = state.G, state.D, state.Gs
     loss = loss_lib.get_loss(cfg.loss)
     global_batch = cfg.batch
     k = D.num_inputs
-    beta = ema_beta(global_batch, cfg.ema_kimg)
+    res = resolution
+    traces = [0]
+
+    def lod_inputs(reals_u8, alpha):
+        # Reals in [-1, 1], faded to the current lod when growing.
+        reals = tf.cast(reals_u8, tf.float32) / 127.5 - 1.0
+        if cfg.progressive:
+            reals = prog.process_reals(reals, res, alpha)
+        return reals
+
+    beta = gs_beta(cfg, global_batch)
     float_fixed = [
         (s, d)
         for s, d in zip(G.non_trainable_variables, Gs.non_trainable_variables)
         if s.dtype.startswith("float")
     ]
 
-    def d_grads(reals_u8, step, replica, with_reg, latents=None):
+    def d_grads(reals_u8, step, alpha, replica, with_reg, latents=None):
         # Fakes without a gradient path to G; reals as a pyramid built from
         # the full-res tensor inside the tape (total-derivative R1).
+        traces[0] += 1
         n = reals_u8.shape[0]
         if latents is None:
             z, noise = draw_latents(
-                cfg, G, global_batch, step, replica, n, (_Z_D, _NOISE_D)
+                cfg, G, global_batch, step, replica, n, (_Z_D, _NOISE_D), res
             )
         else:
             z, noise = _injected(latents, "d", replica, n)
-        fakes = [tf.stop_gradient(x) for x in G(z, noise=noise)[-k:]]
-        reals = tf.cast(reals_u8, tf.float32) / 127.5 - 1.0
+        mixing = draw_mixing(
+            cfg, G, global_batch, step, replica, n, _MIX_D, res
+        )
+        gk = dict(resolution=res, alpha=alpha)
+        fakes = G(z, noise=noise, mixing=mixing, **gk)[-k:]
+        # D in training mode (spectral norm's power iteration).
+        dk = dict(gk, training=True)
+        fakes = [tf.stop_gradient(x) for x in fakes]
+        reals = lod_inputs(reals_u8, alpha)
         penalty = tf.zeros([n])
         with tf.GradientTape() as tape:
             use_r1 = with_reg and loss.penalty == "r1"
             real_imgs, logits_real, r1_grads = real_logits_and_gradients(
-                D, reals, with_gradients=use_r1
+                D, reals, with_gradients=use_r1, **dk
             )
             if use_r1:
                 r1 = loss_lib.r1_penalty(r1_grads)
@@ -217,16 +290,16 @@ def make_train_step(state, cfg, strategy):
                 )
                 with tf.GradientTape(watch_accessed_variables=False) as gtape:
                     gtape.watch(mix)
-                    mix_sum = tf.reduce_sum(tf.cast(D(mix), tf.float32))
+                    mix_sum = tf.reduce_sum(tf.cast(D(mix, **dk), tf.float32))
                 gp = loss_lib.gradient_penalty(gtape.gradient(mix_sum, mix))
                 penalty = cfg.wgan_lambda * gp
                 penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(
                     logits_real
                 )
-            logits_fake = D(fakes)
+            logits_fake = D(fakes, **dk)
             per_sample = loss.d_loss(logits_real, logits_fake)
             total = tf.reduce_sum(per_sample + penalty) / global_batch
-        grads = tape.gradient(total, D.trainable_variables)
+        grads = _dense(tape.gradient(total, D.trainable_variables), D)
         stats = {
             "Loss/D/loss": total,
             "Loss/D/reg": tf.reduce_sum(penalty) / global_batch,
@@ -237,44 +310,50 @@ def make_train_step(state, cfg, strategy):
         }
         return grads, stats
 
-    def g_grads(reals_u8, step, replica, latents=None):
+    def g_grads(reals_u8, step, alpha, replica, latents=None):
         n = reals_u8.shape[0]
         if latents is None:
             z, noise = draw_latents(
-                cfg, G, global_batch, step, replica, n, (_Z_G, _NOISE_G)
+                cfg, G, global_batch, step, replica, n, (_Z_G, _NOISE_G), res
             )
         else:
             z, noise = _injected(latents, "g", replica, n)
+        mixing = draw_mixing(
+            cfg, G, global_batch, step, replica, n, _MIX_G, res
+        )
+        dk = dict(resolution=res, alpha=alpha)
         with tf.GradientTape() as tape:
-            ws = G.mapping(z)
-            fakes = G.synthesis(ws, noise=noise)[-k:]
-            logits_fake = D(fakes)
+            fakes, ws = G(z, noise=noise, mixing=mixing, return_ws=True, **dk)
+            logits_fake = D(fakes[-k:], **dk)
             logits_real = None
             if loss.needs_real_in_g:
-                reals = tf.cast(reals_u8, tf.float32) / 127.5 - 1.0
+                reals = lod_inputs(reals_u8, alpha)
                 logits_real = tf.stop_gradient(
-                    D(msg_ops.image_pyramid(reals, k))
+                    D(msg_ops.image_pyramid(reals, k), **dk)
                 )
             per_sample = loss.g_loss(logits_fake, logits_real)
             total = tf.reduce_sum(per_sample) / global_batch
-        grads = tape.gradient(total, G.trainable_variables)
-        w_sum = tf.reduce_sum(tf.cast(ws[:, 0], tf.float32), axis=0)
-        return grads, {"Loss/G/loss": total}, w_sum / global_batch
+        grads = _dense(tape.gradient(total, G.trainable_variables), G)
+        w_mean = tf.zeros([])
+        if G.w_avg is not None:
+            w_sum = tf.reduce_sum(tf.cast(ws[:, 0], tf.float32), axis=0)
+            w_mean = w_sum / global_batch
+        return grads, {"Loss/G/loss": total}, w_mean
 
     jit = dict(jit_compile=bool(cfg.xla), reduce_retracing=True)
     d_grads_reg = tf.function(
-        lambda r, s, i, lat=None: d_grads(r, s, i, True, lat), **jit
+        lambda r, s, a, i, lat=None: d_grads(r, s, a, i, True, lat), **jit
     )
     d_grads_plain = tf.function(
-        lambda r, s, i, lat=None: d_grads(r, s, i, False, lat), **jit
+        lambda r, s, a, i, lat=None: d_grads(r, s, a, i, False, lat), **jit
     )
     g_grads_fn = tf.function(g_grads, **jit)
 
     def replica_sum(fn):
         # Run `fn` on every replica and sum its outputs over the replicas.
-        def run(reals, step, latents=None):
+        def run(reals, step, alpha, latents=None):
             ctx = tf.distribute.get_replica_context()
-            out = fn(reals, step, ctx.replica_id_in_sync_group, latents)
+            out = fn(reals, step, alpha, ctx.replica_id_in_sync_group, latents)
             return ctx.all_reduce(tf.distribute.ReduceOp.SUM, out)
 
         return run
@@ -294,9 +373,9 @@ def make_train_step(state, cfg, strategy):
 
         return tf.cond(ok, update, lambda: tf.constant(False))
 
-    def train_step(reals, step, with_reg, latents=None):
+    def train_step(reals, step, alpha, with_reg, latents=None):
         d_fn = d_grads_reg if with_reg else d_grads_plain
-        args = (reals, step, latents)
+        args = (reals, step, alpha, latents)
         d_g, d_stats = first(strategy.run(replica_sum(d_fn), args))
         d_ok = apply(state.D_opt, d_g, D.trainable_variables)
         g_g, g_stats, w_mean = first(
@@ -305,9 +384,10 @@ def make_train_step(state, cfg, strategy):
         g_ok = apply(state.G_opt, g_g, G.trainable_variables)
         # w_avg and Gs follow only an applied G update.
         if_ok = tf.cast(g_ok, tf.float32)
-        w_avg = G.mapping.w_avg
-        target = w_mean + (w_avg - w_mean) * G.mapping.w_avg_beta
-        w_avg.assign(if_ok * target + (1 - if_ok) * w_avg)
+        w_avg = G.w_avg
+        if w_avg is not None:
+            target = w_mean + (w_avg - w_mean) * G.w_avg_beta
+            w_avg.assign(if_ok * target + (1 - if_ok) * w_avg)
         for s, d in zip(G.trainable_variables, Gs.trainable_variables):
             d.assign(s + (d - s) * beta)
         for s, d in float_fixed:
@@ -317,12 +397,14 @@ def make_train_step(state, cfg, strategy):
         stats["Progress/skipped_G"] = 1.0 - if_ok
         return stats
 
-    step_reg = tf.function(lambda r, s, lat=None: train_step(r, s, True, lat))
+    step_reg = tf.function(
+        lambda r, s, a, lat=None: train_step(r, s, a, True, lat)
+    )
     step_plain = tf.function(
-        lambda r, s, lat=None: train_step(r, s, False, lat)
+        lambda r, s, a, lat=None: train_step(r, s, a, False, lat)
     )
 
-    def step(reals, step_index, latents=None):
+    def step(reals, step_index, latents=None, alpha=0.0):
         """One step; `latents` (global-batch z_d, noise_d, z_g, noise_g and
         eps, as jax.py's `draw_latents` returns) replaces the step's own
         draws, so tests can feed both backends the same numbers."""
@@ -332,9 +414,16 @@ def make_train_step(state, cfg, strategy):
             latents = tf.nest.map_structure(
                 lambda x: tf.constant(np.asarray(x, np.float32)), latents
             )
-        out = fn(reals, tf.constant(step_index, tf.int64), latents)
+        out = fn(
+            reals,
+            tf.constant(step_index, tf.int64),
+            tf.constant(alpha, tf.float32),
+            latents,
+        )
+        step.traces = traces[0]
         return {key: float(v) for key, v in out.items()}
 
+    step.traces = 0
     return step
 
 
