@@ -17,8 +17,14 @@ class Config:
     """Everything that defines a training run.
 
     Network fields keep NVIDIA's names so StyleGAN users recognise them;
-    `architecture` is `msg` (multi-scale D, the default) or `stylegan` (the
-    single-input baseline D with minibatch stddev at 4x4 only).
+    `architecture` is `msg` (multi-scale D, the default), `stylegan` (the
+    single-input baseline D with minibatch stddev at 4x4 only), `msg-progan`
+    or `progan` (SPEC section 11; `spectral_norm`, `pixel_norm` and
+    `equalized_lr` are their MSG-GAN v1 switches).
+    `progressive` trains the published StyleGAN with progressive growing
+    (SPEC section 10); the `*_schedule` fields are ((res, value), ...)
+    pairs, and a resolution they do not list uses `batch`, `lr` or
+    `kimg_per_tick`.
     """
 
     name: str = "msg-stylegan"
@@ -40,6 +46,18 @@ class Config:
     mbstd_group_size: int = 4
     mbstd_num_features: int = 1
     combine: str = "cat_lin"
+    spectral_norm: bool = False
+    pixel_norm: bool = True
+    equalized_lr: bool = True
+    # Progressive growing and style mixing (SPEC section 10).
+    progressive: bool = False
+    lod_initial_resolution: int = 8
+    lod_training_kimg: float = 600.0
+    lod_transition_kimg: float = 600.0
+    minibatch_schedule: tuple = ()
+    lr_schedule: tuple = ()
+    tick_kimg_schedule: tuple = ()
+    style_mixing_prob: float = 0.0
     # Loss (SPEC section 3).
     loss: str = "logistic"
     r1_gamma: float = 10.0
@@ -53,6 +71,7 @@ class Config:
     adam_beta2: float = 0.99
     adam_epsilon: float = 1e-8
     ema_kimg: float = 10.0
+    ema_beta: float = 0.0  # > 0: a fixed per-step Gs decay instead
     # Schedule and outputs (SPEC section 6).
     total_kimg: float = 25000.0
     kimg_per_tick: float = 10.0
@@ -80,10 +99,15 @@ class Config:
             raise UserError(f"config has unknown keys {unknown}")
         if "metrics" in raw:
             raw["metrics"] = tuple(raw["metrics"])
+        for key in ("minibatch_schedule", "lr_schedule", "tick_kimg_schedule"):
+            if key in raw:
+                raw[key] = tuple(tuple(pair) for pair in raw[key])
         return Config(**raw)
 
 
 BASE = Config()
+
+ARCHITECTURES = ("msg", "stylegan", "msg-progan", "progan")
 
 # Reduced channel counts keep CPU runs (demo, tests, CPU real-data checks)
 # to minutes; the architecture and every other default are unchanged. XLA is
@@ -112,21 +136,138 @@ _DATASETS = {
 }
 
 
+# The published StyleGAN (NVlabs' defaults for 8 GPUs): progressive growing
+# from 8x8, per-resolution minibatch, learning rate and tick length, Adam
+# reset at each new lod, style mixing 0.9, lr 0.001 below 128.
+_PROGRESSIVE = dict(
+    architecture="stylegan",
+    progressive=True,
+    lr=0.001,
+    batch=32,
+    minibatch_schedule=((4, 512), (8, 256), (16, 128), (32, 64), (64, 32)),
+    lr_schedule=((128, 0.0015), (256, 0.002), (512, 0.003), (1024, 0.003)),
+    kimg_per_tick=160.0,
+    tick_kimg_schedule=(
+        (4, 160),
+        (8, 140),
+        (16, 120),
+        (32, 100),
+        (64, 80),
+        (128, 60),
+        (256, 40),
+        (512, 30),
+        (1024, 20),
+    ),
+    style_mixing_prob=0.9,
+)
+
+# On a CPU: one batch size and tick length throughout, and short phases so
+# that a few kimg pass through every resolution.
+_PROGRESSIVE_CPU = dict(
+    minibatch_schedule=(),
+    tick_kimg_schedule=(),
+)
+
+# The CPU-sized CIFAR-10 runs used for real-data checks on this machine.
+_CIFAR_SMALL = {**_CPU, "channel_base": 2048, "channel_max": 128, "batch": 32}
+
+# SPEC section 11. MSG-ProGAN: combine simple, WGAN-GP, lr 0.003, Gs EMA
+# beta 0.999 per step, no style mixing (ProGAN has no styles).
+_MSG_PROGAN = dict(
+    architecture="msg-progan",
+    combine="simple",
+    loss="wgan-gp",
+    lr=0.003,
+    ema_beta=0.999,
+)
+_PROGAN_FAMILIES = {
+    "msg-progan": _MSG_PROGAN,
+    # BMSG-GAN's code defaults: lin_cat, relativistic hinge.
+    "msg-progan-bmsg": {
+        **_MSG_PROGAN,
+        "combine": "lin_cat",
+        "loss": "relativistic-hinge",
+    },
+    # The baseline: progressive growing as SPEC section 10, WGAN-GP, lr 0.001.
+    "progan": {
+        **_PROGRESSIVE,
+        "architecture": "progan",
+        "loss": "wgan-gp",
+        "lr": 0.001,
+        "lr_schedule": (),
+        "style_mixing_prob": 0.0,
+        "ema_beta": 0.999,
+    },
+    # MSG-GAN v1: spectral norm in D, no equalized lr, no pixel norm, no
+    # EMA, relativistic hinge, lr 0.0003 for G and D.
+    "msg-gan-v1": {
+        **_MSG_PROGAN,
+        "spectral_norm": True,
+        "pixel_norm": False,
+        "equalized_lr": False,
+        "ema_kimg": 0.0,
+        "ema_beta": 0.0,
+        "loss": "relativistic-hinge",
+        "lr": 0.0003,
+    },
+}
+_PROGAN_DATASETS = (
+    "flowers",
+    "celebahq",
+    "ffhq",
+    "lsun-churches",
+    "cifar10",
+    "demo",
+)
+
+
 def _named_configs():
     configs = {}
     for dataset, fields in _DATASETS.items():
+        cpu = dataset == "demo"
         name = f"msg-stylegan-{dataset}"
         configs[name] = replace(BASE, name=name, **fields)
-        name = f"stylegan-{dataset}"
+        name = f"stylegan-noprog-{dataset}"
         configs[name] = replace(
             BASE, name=name, architecture="stylegan", **fields
         )
-    # The CPU-sized CIFAR-10 run used for real-data checks on this machine.
-    configs["msg-stylegan-cifar10-small"] = replace(
-        configs["msg-stylegan-cifar10"],
-        name="msg-stylegan-cifar10-small",
-        **{**_CPU, "channel_base": 2048, "channel_max": 128, "batch": 32},
-    )
+        name = f"stylegan-{dataset}"
+        prog = {**fields, **_PROGRESSIVE}
+        if cpu:
+            prog.update(
+                _PROGRESSIVE_CPU,
+                batch=fields["batch"],
+                kimg_per_tick=fields["kimg_per_tick"],
+                lod_training_kimg=1.0,
+                lod_transition_kimg=1.0,
+            )
+        configs[name] = replace(BASE, name=name, **prog)
+    for family, settings in _PROGAN_FAMILIES.items():
+        for dataset in _PROGAN_DATASETS:
+            fields = _DATASETS[dataset]
+            name = f"{family}-{dataset}"
+            prog = {**fields, **settings}
+            if settings.get("progressive") and dataset == "demo":
+                prog.update(
+                    _PROGRESSIVE_CPU,
+                    batch=fields["batch"],
+                    kimg_per_tick=fields["kimg_per_tick"],
+                    lod_training_kimg=1.0,
+                    lod_transition_kimg=1.0,
+                )
+            configs[name] = replace(BASE, name=name, **prog)
+    families = ("msg-stylegan", "stylegan-noprog", "stylegan")
+    for family in families + ("msg-progan", "progan"):
+        small = dict(_CIFAR_SMALL)
+        if family in ("stylegan", "progan"):
+            # 8x8 to 32x32 in 4 kimg: a CPU-sized check, not NVlabs' 600.
+            small.update(
+                _PROGRESSIVE_CPU, lod_training_kimg=1.0, lod_transition_kimg=1.0
+            )
+        name = f"{family}-cifar10-small"
+        configs[name] = replace(
+            configs[f"{family}-cifar10"], name=name, **small
+        )
     return configs
 
 
@@ -166,10 +307,10 @@ def validate(cfg):
         raise UserError(
             f"img_resolution must be a power of two in 8..1024, got {res}"
         )
-    if cfg.architecture not in ("msg", "stylegan"):
+    if cfg.architecture not in ARCHITECTURES:
         raise UserError(
-            f"architecture must be 'msg' or 'stylegan', "
-            f"got '{cfg.architecture}'"
+            f"unknown architecture '{cfg.architecture}'; valid: "
+            + ", ".join(ARCHITECTURES)
         )
     if cfg.batch < 1:
         raise UserError(f"batch must be positive, got {cfg.batch}")
@@ -180,6 +321,28 @@ def validate(cfg):
     if cfg.mixed_precision not in ("off", "bf16"):
         raise UserError(
             f"mixed_precision must be off or bf16, got '{cfg.mixed_precision}'"
+        )
+    if cfg.progressive and cfg.architecture not in ("stylegan", "progan"):
+        raise UserError(
+            "progressive growing needs architecture 'stylegan' or 'progan', "
+            f"got '{cfg.architecture}'"
+        )
+    if cfg.architecture in ("msg", "stylegan") and not (
+        cfg.pixel_norm and cfg.equalized_lr and not cfg.spectral_norm
+    ):
+        raise UserError(
+            "spectral_norm, pixel_norm and equalized_lr switches apply to "
+            "the ProGAN architectures only"
+        )
+    start = cfg.lod_initial_resolution
+    if cfg.progressive and (start < 4 or start > res or start & (start - 1)):
+        raise UserError(
+            "lod_initial_resolution must be a power of two in 4.."
+            f"{res}, got {start}"
+        )
+    if not 0 <= cfg.style_mixing_prob <= 1:
+        raise UserError(
+            f"style_mixing_prob must be in [0, 1], got {cfg.style_mixing_prob}"
         )
     if cfg.r1_interval < 1:
         raise UserError(f"r1_interval must be >= 1, got {cfg.r1_interval}")

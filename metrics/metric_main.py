@@ -138,7 +138,7 @@ def iterate_fakes(G, num, batch_size, seed=FAKE_SEED):
 
     rnd = np.random.RandomState(seed)
     noise_gen = keras.random.SeedGenerator(seed)
-    noise_res = G.synthesis.noise_resolutions
+    noise_res = G.noise_resolutions
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         z = rnd.randn(n, G.z_dim).astype(np.float32)

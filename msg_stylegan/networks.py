@@ -12,6 +12,28 @@ import numpy as np
 
 from msg_stylegan.discriminator import Discriminator, combine_names
 from msg_stylegan.generator import Generator
+from msg_stylegan.progan import ProGANDiscriminator, ProGANGenerator
+
+# architecture -> (generator family, the discriminator's own architecture).
+ARCHITECTURES = {
+    "msg": ("stylegan", "msg"),  # MSG-StyleGAN
+    "stylegan": ("stylegan", "stylegan"),  # StyleGAN (single-input D)
+    "msg-progan": ("progan", "msg"),  # MSG-ProGAN (SPEC section 11)
+    "progan": ("progan", "progan"),  # ProGAN
+}
+
+
+def architecture_names():
+    return sorted(ARCHITECTURES)
+
+
+def _family(cfg):
+    if cfg.architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture '{cfg.architecture}'; valid: "
+            + ", ".join(architecture_names())
+        )
+    return ARCHITECTURES[cfg.architecture]
 
 
 def build_networks(cfg, name_g="G", name_d="D", dtype=None):
@@ -21,37 +43,53 @@ def build_networks(cfg, name_g="G", name_d="D", dtype=None):
     1024x1024 too.
     """
     G = build_generator(cfg, name=name_g, dtype=dtype)
-    D = Discriminator(
+    family, d_arch = _family(cfg)
+    common = dict(
         img_resolution=cfg.img_resolution,
         img_channels=cfg.img_channels,
         channel_base=cfg.channel_base,
         channel_max=cfg.channel_max,
-        architecture=cfg.architecture,
+        architecture=d_arch,
         combine=cfg.combine,
         mbstd_group_size=cfg.mbstd_group_size,
         mbstd_num_features=cfg.mbstd_num_features,
+        progressive=cfg.progressive,
         name=name_d,
         dtype=dtype,
     )
+    if family == "progan":
+        D = ProGANDiscriminator(spectral_norm=cfg.spectral_norm, **common)
+    else:
+        D = Discriminator(**common)
     D.build([(None, r, r, cfg.img_channels) for r in d_input_resolutions(D)])
     return G, D
 
 
 def build_generator(cfg, name="G", dtype=None):
-    G = Generator(
+    family, _ = _family(cfg)
+    common = dict(
         img_resolution=cfg.img_resolution,
         img_channels=cfg.img_channels,
         z_dim=cfg.z_dim,
-        w_dim=cfg.w_dim,
-        mapping_layers=cfg.mapping_layers,
-        mapping_lr_multiplier=cfg.mapping_lr_multiplier,
         channel_base=cfg.channel_base,
         channel_max=cfg.channel_max,
-        w_avg_beta=cfg.w_avg_beta,
-        truncation_cutoff=cfg.truncation_cutoff,
+        progressive=cfg.progressive,
         name=name,
         dtype=dtype,
     )
+    if family == "progan":
+        G = ProGANGenerator(
+            pixel_norm=cfg.pixel_norm, equalized_lr=cfg.equalized_lr, **common
+        )
+    else:
+        G = Generator(
+            w_dim=cfg.w_dim,
+            mapping_layers=cfg.mapping_layers,
+            mapping_lr_multiplier=cfg.mapping_lr_multiplier,
+            w_avg_beta=cfg.w_avg_beta,
+            truncation_cutoff=cfg.truncation_cutoff,
+            **common,
+        )
     G.build((None, cfg.z_dim))
     return G
 
@@ -117,44 +155,13 @@ def _shapes(layer):
 
 
 def layer_table(G, D):
-    """Rows (network, layer, params, output shape, weight shapes)."""
-    rows = []
-    n = "N"
-    for i, fc in enumerate(G.mapping.fcs):
-        rows.append(("G", f"mapping/fc{i}", fc, (n, G.w_dim)))
-    rows.append(("G", "mapping/broadcast", None, (n, G.num_ws, G.w_dim)))
-    for block in G.synthesis.blocks:
-        r, c = block.res, block.channels
-        p = f"synthesis/b{r}"
-        if r == 4:
-            rows.append(("G", f"{p}/const", block.const, (1, 4, 4, c)))
-        rows.append(("G", f"{p}/conv0", block.conv0, (n, r, r, c)))
-        rows.append(("G", f"{p}/conv1", block.conv1, (n, r, r, c)))
-        rows.append(("G", f"{p}/torgb", block.torgb, (n, r, r, G.img_channels)))
-    for block in D.blocks:
-        r, c = block.res, block.channels
-        if block.fromrgb_layer is not None:
-            rows.append(
-                ("D", f"b{r}/fromrgb", block.fromrgb_layer, (n, r, r, c))
-            )
-        if block.combine_layer is not None:
-            out = (n, r, r, block.combine_layer.output_channels())
-            rows.append(("D", f"b{r}/combine", block.combine_layer, out))
-        if block.mbstd:
-            rows.append(
-                ("D", f"b{r}/mbstd", None, (n, r, r, block.in_channels()))
-            )
-        rows.append(("D", f"b{r}/conv0", block.conv0, (n, r, r, c)))
-        out = (n, r // 2, r // 2, block.out_channels)
-        rows.append(("D", f"b{r}/conv1", block.conv1, out))
-    e = D.epilogue
-    if e.combine_layer is not None:
-        out = (n, 4, 4, e.combine_layer.output_channels())
-        rows.append(("D", "b4/combine", e.combine_layer, out))
-    rows.append(("D", "b4/mbstd", None, (n, 4, 4, e.in_channels())))
-    rows.append(("D", "b4/conv", e.conv1, (n, 4, 4, e.channels)))
-    rows.append(("D", "b4/fc", e.fc, (n, e.fc_channels)))
-    rows.append(("D", "b4/out", e.out, (n, 1)))
+    """Rows (network, layer, params, output shape, weight shapes).
+
+    Each network lists its own layers (`summary_rows`), so every
+    architecture prints the same way.
+    """
+    rows = [("G", *row) for row in G.summary_rows()]
+    rows += [("D", *row) for row in D.summary_rows()]
     table = []
     for net, name, layer, shape in rows:
         if layer is None:
@@ -185,9 +192,8 @@ def format_summary(G, D):
         total = count_params(model)
         fixed = count_params(model, trainable=False)
         lines.append(
-            f"{'Total':<28} {total:>11,}  (+{fixed:,} non-trainable: "
-            "w_avg, const noise)"
-            if net == "G"
+            f"{'Total':<28} {total:>11,}  (+{fixed:,} non-trainable)"
+            if fixed
             else f"{'Total':<28} {total:>11,}"
         )
         lines.append("")
@@ -244,9 +250,9 @@ def _main(argv=None):
         parser.add_argument(
             "--architecture",
             metavar="ARCH",
-            choices=["msg", "stylegan"],
+            choices=architecture_names(),
             default=None,
-            help="msg or stylegan (default: the config's)",
+            help="%(choices)s (default: the config's)",
         )
         parser.add_argument(
             "--summary",

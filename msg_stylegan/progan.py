@@ -266,6 +266,15 @@ class ProGANGenerator(keras.Model):
     def w_avg(self):
         return None
 
+    def latent_codes(self, z, truncation_psi=1.0, truncation_cutoff=None):
+        """What `synthesize` takes: z itself (ProGAN has no w space, so
+        generate.py interpolates in z; truncation does not apply)."""
+        return ops.convert_to_tensor(z)
+
+    def synthesize(self, z, noise_mode="random", noise=None):
+        """z -> images as `call` returns them."""
+        return self(z)
+
     def num_ws_used(self, resolution=None):
         return 0
 
@@ -386,9 +395,9 @@ class SpectralNorm(keras.layers.SpectralNormalization):
     train different models. This subclass never writes the kernel. Each
     training call runs `power_iterations` steps of power iteration on the
     stored unit vector `vector_u` and assigns only that (non-trainable, so
-    `stateless_call` returns it on JAX; "only_first_replica", so a
-    distribution strategy keeps one copy, which every replica computes
-    alike from the same W). Every call, training or not, convolves with
+    `stateless_call` returns it on JAX; synchronised on read, so every
+    replica of a distribution strategy updates its own copy, alike, from
+    the same W). Every call, training or not, convolves with
     W / sigma, sigma = |W u| from the current u held constant, so the
     gradient passes through sigma (Miyato et al. 2018). With u converged,
     sigma is W's largest singular value; inference calls use the stored u
@@ -416,14 +425,19 @@ class SpectralNorm(keras.layers.SpectralNormalization):
         keras.layers.Wrapper.build(self, input_shape)
         self.kernel = self.layer.kernel
         self.kernel_shape = tuple(self.kernel.shape)
-        self.vector_u = self.add_weight(
-            name="vector_u",
-            shape=(1, self.kernel_shape[-1]),
-            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            trainable=False,
-            aggregation="only_first_replica",
-            dtype=self.kernel.dtype,
-        )
+        # On-read synchronisation: under a tf.distribute strategy each
+        # replica assigns its own copy inside the compiled step (no
+        # cross-replica sync there); all compute the same u from the same W.
+        with keras.name_scope(self.name, caller=self):
+            self.vector_u = keras.Variable(
+                keras.initializers.TruncatedNormal(stddev=0.02),
+                shape=(1, self.kernel_shape[-1]),
+                dtype=self.kernel.dtype,
+                trainable=False,
+                aggregation="mean",
+                synchronization="on_read",
+                name="vector_u",
+            )
 
     def normalized_kernel(self, training=False):
         """(W / sigma, new u): the kernel to use and the u to store."""

@@ -62,7 +62,7 @@ def seed_inputs(seed, z_dim, noise_resolutions=None):
 
 def batch_inputs(G, seeds, noise_mode="const"):
     """Latents [N, z_dim] and the per-layer noise list (None unless random)."""
-    res = G.synthesis.noise_resolutions if noise_mode == "random" else None
+    res = G.noise_resolutions if noise_mode == "random" else None
     pairs = [seed_inputs(s, G.z_dim, res) for s in seeds]
     z = np.concatenate([p[0] for p in pairs])
     if res is None:
@@ -72,11 +72,12 @@ def batch_inputs(G, seeds, noise_mode="const"):
 
 
 def seed_ws(G, seeds, truncation_psi=1.0, truncation_cutoff=None):
-    """ws [N, num_ws, w_dim] of the seeds after the truncation trick."""
+    """The seeds' latent codes after the truncation trick: ws
+    [N, num_ws, w_dim] for StyleGAN generators, z for ProGAN ones."""
     if truncation_cutoff is None:
         truncation_cutoff = G.truncation_cutoff
     z, _ = batch_inputs(G, seeds)
-    ws = G.mapping(
+    ws = G.latent_codes(
         z,
         truncation_psi=truncation_psi,
         truncation_cutoff=truncation_cutoff,
@@ -85,8 +86,9 @@ def seed_ws(G, seeds, truncation_psi=1.0, truncation_cutoff=None):
 
 
 def synthesize(G, ws, noise_mode="const", noise=None):
-    """ws -> the list of float images coarse to fine, as NumPy."""
-    imgs = G.synthesis(ws, noise_mode=noise_mode, noise=noise)
+    """Latent codes -> the list of float images coarse to fine, as NumPy
+    (one full-size image at the stored lod for progressive networks)."""
+    imgs = G.synthesize(ws, noise_mode=noise_mode, noise=noise)
     return [np.asarray(img, dtype=np.float32) for img in imgs]
 
 
@@ -193,6 +195,11 @@ def style_mix(
     top row its column seed's), so a row differs only by the copied styles.
     """
     layers = sorted(set(layers))
+    if not G.num_ws:
+        raise UserError(
+            "--mix: style mixing needs a StyleGAN generator; this network "
+            "has no styles"
+        )
     if layers and layers[-1] >= G.num_ws:
         raise UserError(
             f"--mix-layers: layer {layers[-1]} does not exist; this network "
@@ -250,8 +257,9 @@ def interpolate(
         raise UserError("--interp needs at least two seeds, e.g. 0-3")
     keys = seed_ws(G, seeds, truncation_psi, truncation_cutoff)
     t = np.arange(frames, dtype=np.float32) / frames  # [F] in [0, 1)
+    t = t.reshape((frames,) + (1,) * (keys.ndim - 1))  # over ws or z
     ws = [
-        keys[i] + t[:, None, None] * (keys[i + 1] - keys[i])
+        keys[i] + t * (keys[i + 1] - keys[i])
         for i in range(len(seeds) - 1)
     ]
     ws = np.concatenate(ws + [keys[-1:]]).astype(np.float32)
