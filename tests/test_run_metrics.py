@@ -174,3 +174,20 @@ def test_no_inception_weights(snapshots, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(inception, "PTH_URL", (tmp_path / "x.pth").as_uri())
     err = fails(capsys, "--network", pkl)
     assert "FID Inception weights not found" in err
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(architecture="msg-progan"),
+        dict(architecture="stylegan", progressive=True),
+    ],
+)
+def test_every_generator_family(changes, dataset, weights, tmp_path, capsys):
+    """Metrics drive ProGAN and progressive generators like StyleGAN's."""
+    pkl = tmp_path / "network-final.pkl"
+    make_tiny_snapshot(pkl, res=RES, data=dataset, mirror=True, **changes)
+    args = ["--network", pkl, "--metric=kid10k", "--num", NUM, "--batch", NUM]
+    assert run(*args, "--inception", weights) == 0
+    lines = result_lines(capsys.readouterr().out)
+    assert len(lines) == 1 and math.isfinite(float(LINE.match(lines[0])[4]))
