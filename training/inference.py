@@ -258,10 +258,7 @@ def interpolate(
     keys = seed_ws(G, seeds, truncation_psi, truncation_cutoff)
     t = np.arange(frames, dtype=np.float32) / frames  # [F] in [0, 1)
     t = t.reshape((frames,) + (1,) * (keys.ndim - 1))  # over ws or z
-    ws = [
-        keys[i] + t * (keys[i + 1] - keys[i])
-        for i in range(len(seeds) - 1)
-    ]
+    ws = [keys[i] + t * (keys[i + 1] - keys[i]) for i in range(len(seeds) - 1)]
     ws = np.concatenate(ws + [keys[-1:]]).astype(np.float32)
     _, noise1 = batch_inputs(G, seeds[:1], noise_mode)
     out = []
