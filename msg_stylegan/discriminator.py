@@ -421,7 +421,10 @@ class Discriminator(keras.Model):
         # `training` is part of the shared D call (spectral norm uses it).
         imgs = self.check_inputs(imgs)
         if self.progressive:
-            return self._call_progressive(imgs[-1], resolution, alpha)
+            chain = self.blocks + [self.epilogue]  # full resolution down to 4
+            return prog.discriminate(
+                chain, imgs[-1], resolution, alpha, self.name
+            )
         by_res = {img.shape[1]: img for img in imgs}
         # The top block reads the full-res image; lower ones combine theirs.
         x = imgs[-1]
@@ -429,29 +432,6 @@ class Discriminator(keras.Model):
             x = block(x, by_res.get(block.res) if block.combine else None)
         img4 = by_res.get(4) if self.epilogue.combine else None
         return self.epilogue(x, img4)
-
-    def _call_progressive(self, img, resolution, alpha):
-        # Enter at the current resolution through its fromRGB; during a
-        # fade-in blend with the block below entered from the image
-        # downsampled once more.
-        resolution = resolution or self.img_resolution
-        chain = self.blocks + [self.epilogue]  # full resolution down to 4
-        ress = [block.res for block in chain]
-        if resolution not in ress:
-            raise ValueError(
-                f"discriminator: resolution must be one of {ress[::-1]}, "
-                f"got {resolution!r}"
-            )
-        start = ress.index(resolution)
-        img = msg_ops.downsample2d(img, self.img_resolution // resolution)
-        x = chain[start](img, from_rgb=True)
-        lower = chain[start + 1 :]
-        if lower and alpha is not None:
-            y = lower[0].fromrgb_layer(msg_ops.downsample2d(img))
-            x = prog.lerp(x, y, ops.cast(alpha, x.dtype))
-        for block in lower:
-            x = block(x, from_rgb=False)
-        return x
 
     def summary_rows(self):
         """(layer name, layer or None, output shape) for a network table."""
@@ -485,21 +465,7 @@ class Discriminator(keras.Model):
         return rows
 
     def check_inputs(self, imgs):
-        imgs = list(imgs) if isinstance(imgs, (list, tuple)) else [imgs]
-        if len(imgs) != self.num_inputs:
-            raise ValueError(
-                f"discriminator ({self.architecture}) expects "
-                f"{self.num_inputs} images, coarse to fine, got {len(imgs)}"
-            )
-        expected = self.resolutions[-self.num_inputs :]
-        got = [tuple(img.shape[1:]) for img in imgs]
-        want = [(r, r, self.img_channels) for r in expected]
-        if got != want:
-            raise ValueError(
-                f"discriminator expects image shapes {want} (HWC, coarse to "
-                f"fine), got {got}"
-            )
-        return imgs
+        return check_images(self, imgs)
 
     def get_config(self):
         return {
@@ -514,6 +480,26 @@ class Discriminator(keras.Model):
             "mbstd_num_features": self.mbstd_num_features,
             "progressive": self.progressive,
         }
+
+
+def check_images(d, imgs):
+    """D's input as a list, coarse to fine, or a ValueError naming the
+    shapes it expects (shared by every discriminator)."""
+    imgs = list(imgs) if isinstance(imgs, (list, tuple)) else [imgs]
+    if len(imgs) != d.num_inputs:
+        raise ValueError(
+            f"discriminator ({d.architecture}) expects "
+            f"{d.num_inputs} images, coarse to fine, got {len(imgs)}"
+        )
+    expected = d.resolutions[-d.num_inputs :]
+    got = [tuple(img.shape[1:]) for img in imgs]
+    want = [(r, r, d.img_channels) for r in expected]
+    if got != want:
+        raise ValueError(
+            f"discriminator expects image shapes {want} (HWC, coarse to "
+            f"fine), got {got}"
+        )
+    return imgs
 
 
 def _shape_list(shape):

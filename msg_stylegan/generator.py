@@ -474,8 +474,9 @@ class Generator(keras.Model):
                 resolution=resolution,
             )
             previous = imgs[-2] if len(imgs) > 1 else None
-            img = prog.fade_in(imgs[-1], previous, alpha)
-            imgs = [prog.to_full_size(img, self.img_resolution)]
+            imgs = prog.training_output(
+                imgs[-1], previous, alpha, self.img_resolution
+            )
         return (imgs, ws) if return_ws else imgs
 
     def summary_rows(self):

@@ -18,6 +18,7 @@ from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
 from msg_stylegan.discriminator import (
     _make_combine,
+    check_images,
     check_spatial,
     get_combine,
 )
@@ -347,8 +348,9 @@ class ProGANGenerator(keras.Model):
             previous = None
             if len(xs) > 1 and alpha is not None:
                 previous = self.blocks[len(xs) - 2].torgb(xs[-2])
-            img = prog.fade_in(img, previous, alpha)
-            imgs = [prog.to_full_size(img, self.img_resolution)]
+            imgs = prog.training_output(
+                img, previous, alpha, self.img_resolution
+            )
         return (imgs, None) if return_ws else imgs
 
     def summary_rows(self):
@@ -853,7 +855,10 @@ class ProGANDiscriminator(keras.Model):
     def call(self, imgs, resolution=None, alpha=None, training=False):
         imgs = self.check_inputs(imgs)
         if self.progressive:
-            return self._call_progressive(imgs[-1], resolution, alpha, training)
+            chain = self.blocks + [self.epilogue]  # full resolution down to 4
+            return prog.discriminate(
+                chain, imgs[-1], resolution, alpha, self.name, training=training
+            )
         by_res = {img.shape[1]: img for img in imgs}
         # The top block reads the full-size image; lower ones combine theirs.
         x = imgs[-1]
@@ -862,47 +867,8 @@ class ProGANDiscriminator(keras.Model):
             x = block(x, img, training=training)
         return x
 
-    def _call_progressive(self, img, resolution, alpha, training):
-        # Enter at the current resolution through its fromRGB; during a
-        # fade-in blend with the block below entered from the image
-        # downsampled once more.
-        resolution = resolution or self.img_resolution
-        chain = self.blocks + [self.epilogue]  # full resolution down to 4
-        ress = [block.res for block in chain]
-        if resolution not in ress:
-            raise ValueError(
-                f"{self.name}: resolution must be one of {ress[::-1]}, got "
-                f"{resolution!r}"
-            )
-        start = ress.index(resolution)
-        img = msg_ops.downsample2d(img, self.img_resolution // resolution)
-        x = chain[start](img, from_rgb=True, training=training)
-        lower = chain[start + 1 :]
-        if lower and alpha is not None:
-            y = lower[0].fromrgb_layer(
-                msg_ops.downsample2d(img), training=training
-            )
-            x = prog.lerp(x, y, ops.cast(alpha, x.dtype))
-        for block in lower:
-            x = block(x, from_rgb=False, training=training)
-        return x
-
     def check_inputs(self, imgs):
-        imgs = list(imgs) if isinstance(imgs, (list, tuple)) else [imgs]
-        if len(imgs) != self.num_inputs:
-            raise ValueError(
-                f"discriminator ({self.architecture}) expects "
-                f"{self.num_inputs} images, coarse to fine, got {len(imgs)}"
-            )
-        expected = self.resolutions[-self.num_inputs :]
-        got = [tuple(img.shape[1:]) for img in imgs]
-        want = [(r, r, self.img_channels) for r in expected]
-        if got != want:
-            raise ValueError(
-                f"discriminator expects image shapes {want} (HWC, coarse to "
-                f"fine), got {got}"
-            )
-        return imgs
+        return check_images(self, imgs)
 
     def summary_rows(self):
         """(layer name, layer or None, output shape) for a network table."""

@@ -47,6 +47,41 @@ def to_full_size(img, img_resolution):
     return upsample2d(img, img_resolution // img.shape[1])
 
 
+def training_output(img, previous, alpha, img_resolution):
+    """G's output while training at a lod: the current level's RGB faded
+    over the previous one's, upsampled to full size (a one-image list)."""
+    return [to_full_size(fade_in(img, previous, alpha), img_resolution)]
+
+
+def discriminate(chain, img, resolution, alpha, name, **kwargs):
+    """A progressive D at a lod, entered through one fromRGB.
+
+    chain: D's blocks from full resolution down to 4x4, each with `res` and
+    `fromrgb_layer`; img: the full-size image. The block at `resolution`
+    reads the image downsampled to it; during a fade-in (alpha not None)
+    its output is blended with the next block's fromRGB of the image
+    downsampled once more. kwargs go to every block call (`training`).
+    """
+    img_resolution = chain[0].res
+    resolution = resolution or img_resolution
+    ress = [block.res for block in chain]
+    if resolution not in ress:
+        raise ValueError(
+            f"{name}: resolution must be one of {ress[::-1]}, got "
+            f"{resolution!r}"
+        )
+    start = ress.index(resolution)
+    img = downsample2d(img, img_resolution // resolution)
+    x = chain[start](img, from_rgb=True, **kwargs)
+    lower = chain[start + 1 :]
+    if lower and alpha is not None:
+        y = lower[0].fromrgb_layer(downsample2d(img), **kwargs)
+        x = lerp(x, y, ops.cast(alpha, x.dtype))
+    for block in lower:
+        x = block(x, from_rgb=False, **kwargs)
+    return x
+
+
 def process_reals(reals, resolution, alpha):
     """The reals at a lod, as NVlabs' `process_reals`, at full size.
 
