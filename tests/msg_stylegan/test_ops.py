@@ -1,6 +1,7 @@
 """Tests for msg_stylegan.ops against NumPy references."""
 
 import numpy as np
+import pytest
 from scipy import signal
 
 from msg_stylegan import ops as msg_ops
@@ -37,16 +38,37 @@ def test_minibatch_stddev_rejects_indivisible_batch():
         raise AssertionError("expected a ValueError")
 
 
-def test_blur_matches_numpy():
+@pytest.mark.parametrize("f", [(1, 2, 1), (1, 4, 6, 4, 1), (1, 3, 1)])
+def test_blur_matches_numpy(f):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 8, 8, 3)).astype("float32")
-    k = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+    k = np.outer(f, f) / np.sum(f) ** 2
     want = np.zeros_like(x)
     for n in range(2):
         for c in range(3):
             want[n, :, :, c] = signal.convolve2d(x[n, :, :, c], k, mode="same")
-    got = np.asarray(msg_ops.blur2d(x))
+    got = np.asarray(msg_ops.blur2d(x, f))
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_blur_gradient_is_the_blur_of_the_cotangent():
+    # A symmetric zero-padded filter is self-adjoint: d<blur(x), y>/dx =
+    # blur(y). Checked through TF's tape on the shifted-add form.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(size=(2, 8, 8, 3)).astype("float32"))
+    y = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(msg_ops.blur2d(x) * y)
+    grad = tape.gradient(total, x).numpy()
+    np.testing.assert_allclose(grad, np.asarray(msg_ops.blur2d(y)), atol=1e-5)
+
+
+def test_blur_refuses_even_kernels():
+    with pytest.raises(ValueError, match="odd-length"):
+        msg_ops.blur2d(np.zeros((1, 4, 4, 1), "float32"), (1, 1))
 
 
 def test_up_and_down_sampling():
