@@ -110,10 +110,8 @@ BASE = Config()
 ARCHITECTURES = ("msg", "stylegan", "msg-progan", "progan")
 
 # Reduced channel counts keep CPU runs (demo, tests, CPU real-data checks)
-# to minutes; the architecture and every other default are unchanged. XLA is
-# off: at these sizes it made the CPU step slower (bench/train_bench.py).
+# to minutes; the architecture and every other default are unchanged.
 _CPU = dict(
-    xla=False,
     z_dim=64,
     w_dim=64,
     mapping_layers=2,
