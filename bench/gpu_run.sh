@@ -7,6 +7,8 @@
 # all of them before one deadline (DEADLINE_S, default 570 s: inside the
 # device tool's 600 s command limit, so $OUT always comes back):
 #
+#   host       bench/host_overhead.py at 64 and 256: host ms per step
+#              for the Keras variables, all moved vs reused
 #   profile64  bench/profile_step.py at 64, bf16, batch 32: XLA's cost
 #              analysis (FLOPs, bytes, intensity, roofline at 989 TFLOP/s
 #              and 4.8 TB/s), a trace of 3 steps, device time by op kind
@@ -20,9 +22,10 @@
 # The 64 cases go first: compiling the step took ~45-80 s at 64 and 128 on
 # an H200, and more than ~100 s at 256 (it did not finish in the ~100 s a
 # 190 s limit left), so the 256 cases get what remains, up to their caps.
-# CASES picks and orders cases (default: all four, as listed).
+# CASES picks and orders cases (default: all five, as listed).
 #
-# $OUT gets: bench.jsonl (one train_bench row per finished case, with
+# $OUT gets: host.jsonl (host_overhead's rows), bench.jsonl (one
+# train_bench row per finished case, with
 # "case" and "matmul_precision" added), profile.json and profile.txt (the
 # profile report), profile.trace.json.gz and profile.hlo.txt.gz (the raw
 # trace and the optimised HLO its op names refer to, for reading offline;
@@ -38,7 +41,8 @@ OUT=${OUT:-/tmp/bench_out}
 mkdir -p "$OUT"
 START=$SECONDS
 DEADLINE_S=${DEADLINE_S:-570}
-CASES=${CASES:-profile64 hi64 bf16_256 tf32_256}
+CASES=${CASES:-host profile64 hi64 bf16_256 tf32_256}
+CAP_host=${CAP_host:-60}
 CAP_profile64=${CAP_profile64:-150}
 CAP_hi64=${CAP_hi64:-120}
 CAP_bf16_256=${CAP_bf16_256:-260}
@@ -125,6 +129,9 @@ for name in $CASES; do
   fi
   log "== $name (limit ${limit}s)"
   case $name in
+    host)
+      timeout "$limit" python3 bench/host_overhead.py --res="$SMALL,$BIG" \
+        --channels="$CHANNELS" >>"$OUT/host.jsonl" 2>>"$OUT/log.txt" ;;
     profile64) profile "$limit" ;;
     hi64) bench "$name" "$limit" highest "$SMALL" fp32 ;;
     bf16_256) bench "$name" "$limit" default "$BIG" bf16 ;;
@@ -135,5 +142,5 @@ for name in $CASES; do
   log "== $name rc=$rc$([ $rc = 124 ] && echo ' (stopped at its limit)')"
 done
 cat "$OUT/profile.txt" 2>/dev/null
-cat "$OUT/bench.jsonl" 2>/dev/null
+cat "$OUT/host.jsonl" "$OUT/bench.jsonl" 2>/dev/null
 grep -v -i warn "$OUT/log.txt" | grep '^\[' | tail -20

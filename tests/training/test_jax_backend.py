@@ -48,12 +48,25 @@ Gs, _ = inference.load_network(f"{work}/tf_start.pkl")
 out["from_tf"] = np.asarray(Gs(inputs["z"], noise_mode="const")[-1])
 step = backend.make_train_step(state, cfg, strategy)
 out["stats"] = step(inputs["reals"], 0, latents=inputs["latents"])
+moved = [step.moved]
 out["after"] = training_loop.snapshot_data(state, cfg, 8, 1)
 step(inputs["reals"], 1, latents=inputs["latents"])
+moved.append(step.moved)
 path = f"{work}/jax_snap.pkl"
 snapshot.save(path, training_loop.snapshot_data(state, cfg, 16, 2))
 Gs, _ = inference.load_network(path)
 out["jax_imgs"] = np.asarray(Gs(inputs["z"], noise_mode="const")[-1])
+# A value assigned between steps must reach the step, which otherwise
+# reuses the arrays it left on the device.
+var = state.D.trainable_variables[0]
+marker = np.asarray(var.value) + 100.0
+var.assign(marker)
+step(inputs["reals"], 1, latents=inputs["latents"])
+moved.append(step.moved)
+out["moved"] = moved
+models = (state.G, state.D, state.Gs, state.G_opt, state.D_opt)
+out["total"] = sum(len(m.variables) for m in models)
+out["marker_gap"] = float(np.abs(np.asarray(var.value) - marker).max())
 with open(f"{work}/jax_out.pkl", "wb") as f:
     pickle.dump(out, f)
 print("JAX-DONE")
@@ -159,6 +172,16 @@ def test_one_step_matches_tensorflow(both):
     np.testing.assert_allclose(
         jax_out["after"]["G"][key], tf_out["after"]["G"][key], atol=1e-5
     )
+
+
+def test_jax_step_moves_only_what_changed(both):
+    # The first step places every variable on the device; later ones reuse
+    # the arrays they returned, and move a variable assigned in between.
+    cfg, _, _, _, jax_out = both
+    assert jax_out["moved"] == [jax_out["total"], 0, 1]
+    # That variable's Adam step started from the assigned value (about lr
+    # away from it), not from the stale array 100 away.
+    assert jax_out["marker_gap"] < 10 * cfg.lr
 
 
 def test_tensorflow_snapshot_generates_the_same_on_jax(both):
