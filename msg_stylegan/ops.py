@@ -9,18 +9,29 @@ def lrelu(x, alpha=0.2):
 
 
 def pixel_norm(x, axis=-1, epsilon=1e-8):
-    """Normalise each feature vector to unit RMS (the mapping input)."""
-    return x * ops.rsqrt(
+    """Normalise each feature vector to unit RMS (the mapping input).
+
+    In float32 whatever x's dtype: fp16 has no 1e-8 (and squares overflow).
+    """
+    dtype, x = x.dtype, ops.cast(x, "float32")
+    x = x * ops.rsqrt(
         ops.mean(ops.square(x), axis=axis, keepdims=True) + epsilon
     )
+    return ops.cast(x, dtype)
 
 
 def instance_norm(x, epsilon=1e-8):
-    """Zero mean, unit RMS per sample and channel over H, W (AdaIN)."""
+    """Zero mean, unit RMS per sample and channel over H, W (AdaIN).
+
+    In float32 whatever x's dtype, as pixel_norm (the 4x4 constant has zero
+    variance: rsqrt(0 + 1e-8) is inf in fp16).
+    """
+    dtype, x = x.dtype, ops.cast(x, "float32")
     x = x - ops.mean(x, axis=(1, 2), keepdims=True)
-    return x * ops.rsqrt(
+    x = x * ops.rsqrt(
         ops.mean(ops.square(x), axis=(1, 2), keepdims=True) + epsilon
     )
+    return ops.cast(x, dtype)
 
 
 def blur2d(x, f=(1, 2, 1)):
