@@ -316,9 +316,10 @@ def validate(cfg):
         raise UserError(f"lr must be positive, got {cfg.lr}")
     if cfg.total_kimg <= 0:
         raise UserError(f"kimg must be positive, got {cfg.total_kimg}")
-    if cfg.mixed_precision not in ("off", "bf16"):
+    if cfg.mixed_precision not in ("off", "bf16", "fp16"):
         raise UserError(
-            f"mixed_precision must be off or bf16, got '{cfg.mixed_precision}'"
+            "mixed_precision must be off, bf16 or fp16 (with loss scaling), "
+            f"got '{cfg.mixed_precision}'"
         )
     if cfg.progressive and cfg.architecture not in ("stylegan", "progan"):
         raise UserError(

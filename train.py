@@ -190,8 +190,9 @@ def build_parser():
     t.add_argument(
         "--mixed-precision",
         metavar="MODE",
-        choices=["off", "bf16"],
-        help="off or bf16 (default: config's, off)",
+        choices=["off", "bf16", "fp16"],
+        help="off, bf16, or fp16 with dynamic loss scaling (default: "
+        "config's, off)",
     )
     return p
 

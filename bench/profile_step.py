@@ -186,9 +186,9 @@ def build_parser():
     g.add_argument(
         "--precision",
         metavar="NAME",
-        choices=["fp32", "bf16"],
+        choices=["fp32", "bf16", "fp16"],
         default="bf16",
-        help="fp32 or bf16 (mixed) (default: %(default)s)",
+        help="fp32, bf16 or fp16 (mixed) (default: %(default)s)",
     )
     g.add_argument(
         "--matmul-precision",
@@ -270,7 +270,9 @@ def make_config(args):
         name="bench",
         img_resolution=args.res,
         batch=args.batch,
-        mixed_precision={"fp32": "off", "bf16": "bf16"}[args.precision],
+        mixed_precision={"fp32": "off", "bf16": "bf16", "fp16": "fp16"}[
+            args.precision
+        ],
         xla=True,
         **CHANNELS[args.channels],
     )

@@ -99,7 +99,8 @@ def build_parser():
         metavar="LIST",
         type=_list(str),
         default=["fp32"],
-        help="fp32 and/or bf16, comma separated (default: fp32)",
+        help="fp32, bf16 and/or fp16 (loss scaled), comma separated "
+        "(default: fp32)",
     )
     p.add_argument(
         "--xla",
@@ -267,7 +268,9 @@ def run_case(args, backend, res, precision, xla):
         name="bench",
         img_resolution=res,
         batch=args.batch,
-        mixed_precision={"fp32": "off", "bf16": "bf16"}[precision],
+        mixed_precision={"fp32": "off", "bf16": "bf16", "fp16": "fp16"}[
+            precision
+        ],
         xla=xla,
         **CHANNELS[args.channels],
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msg_stylegan.progressive import resolution_and_alpha
+from training import precision
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,11 @@ def resets_optimizer(prev_lod, lod):
 
 
 def reset_optimizer(opt):
-    """Zero Adam's moments and step count; keep the learning rate."""
-    for v in opt.variables:
-        if v.path != opt.learning_rate.path:
+    """Zero Adam's moments and step count; keep the learning rate (and an
+    fp16 loss scale, as NVlabs did)."""
+    adam = precision.inner(opt)
+    for v in adam.variables:
+        if v.path != adam.learning_rate.path:
             v.assign(np.zeros(v.shape, v.dtype))
 
 

@@ -107,9 +107,33 @@ def optimizer_state(opt):
     return {v.path: np.asarray(v.numpy()) for v in opt.variables}
 
 
+# fp16's loss-scale optimizer names its own variables `<name>_loss_scale/..`
+# (training/precision.py); Adam's paths are the same at every precision.
+LOSS_SCALE_SUFFIX = "_loss_scale"
+
+
+def _is_loss_scale(path):
+    return path.split("/")[0].endswith(LOSS_SCALE_SUFFIX)
+
+
 def set_optimizer_state(opt, state, what):
-    """Assign `state` to `opt`'s variables; every path and shape must match."""
+    """Assign `state` to `opt`'s variables; every path and shape must match.
+
+    Except the fp16 loss scale, so a run can resume at another precision:
+    a scale the optimizer lacks is dropped, one the snapshot lacks starts
+    at its initial value.
+    """
     variables = {v.path: v for v in opt.variables}
+    state = {
+        k: v
+        for k, v in state.items()
+        if k in variables or not _is_loss_scale(k)
+    }
+    variables = {
+        k: v
+        for k, v in variables.items()
+        if k in state or not _is_loss_scale(k)
+    }
     if set(variables) != set(state):
         missing = sorted(set(variables) - set(state))[:3]
         extra = sorted(set(state) - set(variables))[:3]

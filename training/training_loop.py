@@ -21,7 +21,7 @@ from datasets import tfrecords
 from dnnlib.util import UserError, format_time
 from msg_stylegan import networks
 from msg_stylegan.ops import upsample2d
-from training import backends, schedule, snapshot
+from training import backends, precision, schedule, snapshot
 from training.stats import StatsCollector
 
 
@@ -97,6 +97,23 @@ def scale_consistency(scales):
         down = top.reshape(n, res, f, res, f, c).mean(axis=(2, 4))
         out[f"Consistency/{res}x{res}"] = float(np.abs(img - down).mean())
     return out
+
+
+def _skip_reason(state):
+    """Why a step was skipped when that is not divergence, else None.
+
+    With fp16 a gradient overflow is how the loss scale finds its level
+    (StyleGAN's G at initialisation needs about 1): while the halved scale
+    is still at least 1, the skip does not count towards divergence.
+    """
+    scales = [
+        float(opt.dynamic_scale.numpy())
+        for opt in (state.G_opt, state.D_opt)
+        if precision.is_scaled(opt)
+    ]
+    if not scales or min(scales) < 1.0:
+        return None
+    return f" (fp16 overflow: loss scales now {scales[0]:g} / {scales[-1]:g})"
 
 
 def snapshot_data(state, cfg, cur_nimg, step, extra=None):
@@ -291,7 +308,10 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
             skipped = out["Progress/skipped_D"] + out["Progress/skipped_G"]
             skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
             if skipped:
-                print(f"step {step}: non-finite update skipped")
+                why = _skip_reason(state)
+                if why is not None:
+                    skipped_in_a_row = 0
+                print(f"step {step}: non-finite update skipped{why or ''}")
             if skipped_in_a_row > cfg.max_skipped_steps:
                 raise UserError(
                     f"training diverged: {skipped_in_a_row} steps in a row "

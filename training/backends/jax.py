@@ -46,6 +46,7 @@ from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
+from training import precision
 from training.ema import gs_beta
 
 NAME = "jax"
@@ -97,20 +98,6 @@ def make_strategy(gpus=0, devices=None):
     return Strategy(jax.devices("cpu")[:1])
 
 
-def dtype_policy(cfg):
-    return {"off": None, "bf16": "mixed_bfloat16"}[cfg.mixed_precision]
-
-
-def _adam(cfg, name):
-    return keras.optimizers.Adam(
-        learning_rate=cfg.lr,
-        beta_1=cfg.adam_beta1,
-        beta_2=cfg.adam_beta2,
-        epsilon=cfg.adam_epsilon,
-        name=name,
-    )
-
-
 def build_state(cfg, strategy):
     """G, D, Gs and both optimizers (the same variables and paths as TF's).
 
@@ -118,7 +105,7 @@ def build_state(cfg, strategy):
     own: it reads these variables and assigns its results back.
     """
     keras.utils.set_random_seed(cfg.seed)
-    policy = dtype_policy(cfg)
+    policy = precision.dtype_policy(cfg)
     # Initialise on the host: every initializer is a small jitted op, and
     # compiling a hundred of them for a GPU costs far more than running them
     # on the CPU. The first step moves the weights to the step's devices.
@@ -126,7 +113,8 @@ def build_state(cfg, strategy):
         G, D = build_networks(cfg, dtype=policy)
         Gs = build_generator(cfg, name="Gs", dtype=policy)
         copy_weights(G, Gs)
-        G_opt, D_opt = _adam(cfg, "G_opt"), _adam(cfg, "D_opt")
+        G_opt = precision.make_adam(cfg, "G_opt")
+        D_opt = precision.make_adam(cfg, "D_opt")
         G_opt.build(G.trainable_variables)
         D_opt.build(D.trainable_variables)
     return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
@@ -181,22 +169,35 @@ def _pyramid_total_grads(direct, imgs):
     return total
 
 
-def real_logits_and_gradients(D, d_tv, d_ntv, reals, **d_kwargs):
+def real_logits_and_gradients(D, d_tv, d_ntv, reals, scale=None, **d_kwargs):
     """D on the real pyramid, and d sum(D) / d(each pyramid image).
 
     The JAX twin of the TF function of the same name; differentiable with
     respect to `d_tv` (R1's second order). `d_kwargs` go to D. Also
     returns D's updated non-trainable state (spectral norm's power
-    iteration in training mode).
+    iteration in training mode). `scale` (fp16 loss scaling) multiplies
+    the sum before differentiation and divides the gradients after.
     """
     imgs = msg_ops.image_pyramid(reals, D.num_inputs)
 
     def d_sum(levels):
         logits, ntv = D.stateless_call(d_tv, d_ntv, levels, **d_kwargs)
-        return jnp.sum(logits.astype(jnp.float32)), (logits, ntv)
+        total = jnp.sum(logits.astype(jnp.float32))
+        return _scaled(total, scale), (logits, ntv)
 
     (_, (logits, ntv)), direct = jax.value_and_grad(d_sum, has_aux=True)(imgs)
+    direct = _unscaled(direct, scale)
     return imgs, logits, _pyramid_total_grads(direct, imgs), ntv
+
+
+def _scaled(total, scale):
+    return total if scale is None else total * scale
+
+
+def _unscaled(grads, scale):
+    if scale is None:
+        return grads
+    return [g / scale.astype(g.dtype) for g in grads]
 
 
 def _generate(G, g_tv, g_ntv, z, noise, **g_kwargs):
@@ -309,6 +310,23 @@ def make_train_step(state, cfg, strategy, resolution=None):
     float_fixed = [i for i, v in enumerate(g_ntv_vars) if "float" in v.dtype]
     variables = _Vars(state)
     several = strategy.num_replicas_in_sync > 1
+
+    def scale_index(opt):
+        # Where the fp16 loss scale sits in the optimizer's variables.
+        if not precision.is_scaled(opt):
+            return None
+        return [v.path for v in opt.variables].index(opt.dynamic_scale.path)
+
+    d_scale, g_scale = scale_index(D_opt), scale_index(G_opt)
+
+    def current(s, key, index):
+        return None if index is None else s[key][index]
+
+    def keep_opt(ok, new, old, scale_at):
+        # A skipped step keeps Adam's state; a LossScaleOptimizer has
+        # already kept it and halved its scale, which must stay.
+        return new if scale_at is not None else _select(ok, new, old)
+
     traces = [0]
 
     def lod_inputs(reals_u8, alpha):
@@ -331,10 +349,11 @@ def make_train_step(state, cfg, strategy, resolution=None):
         dk = dict(resolution=res, alpha=alpha, training=True)
         n = reals.shape[0]
         penalty = jnp.zeros([n])
+        scale = current(s, "d_opt", d_scale)
         use_r1 = with_reg and loss.penalty == "r1"
         if use_r1:
             real_imgs, logits_real, r1_grads, d_ntv = real_logits_and_gradients(
-                D, d_tv, d_ntv, reals, **dk
+                D, d_tv, d_ntv, reals, scale=scale, **dk
             )
             r1 = loss_lib.r1_penalty(r1_grads)
             penalty = r1 * (cfg.r1_gamma * 0.5 * cfg.r1_interval)
@@ -346,9 +365,10 @@ def make_train_step(state, cfg, strategy, resolution=None):
 
             def mix_sum(m):
                 out, ntv = D.stateless_call(d_tv, d_ntv, m, **dk)
-                return jnp.sum(out.astype(jnp.float32)), ntv
+                return _scaled(jnp.sum(out.astype(jnp.float32)), scale), ntv
 
             mix_grads, d_ntv = jax.grad(mix_sum, has_aux=True)(mix)
+            mix_grads = _unscaled(mix_grads, scale)
             gp = loss_lib.gradient_penalty(mix_grads)
             penalty = cfg.wgan_lambda * gp
             penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(logits_real)
@@ -363,7 +383,8 @@ def make_train_step(state, cfg, strategy, resolution=None):
             "Loss/scores/fake": jnp.sum(logits_fake.astype(jnp.float32))
             / global_batch,
         }
-        return total, (stats, d_ntv)
+        # fp16: the loss scaled; LossScaleOptimizer unscales the gradients.
+        return _scaled(total, scale), (stats, d_ntv)
 
     def g_loss_fn(g_tv, s, reals, z, noise, mixing, alpha):
         dk = dict(resolution=res, alpha=alpha)
@@ -387,7 +408,8 @@ def make_train_step(state, cfg, strategy, resolution=None):
         if w_avg_index is not None:
             w_mean = jnp.sum(ws[:, 0].astype(jnp.float32), axis=0)
             w_mean = w_mean / global_batch
-        return total, ({"Loss/G/loss": total}, w_mean)
+        scaled = _scaled(total, current(s, "g_opt", g_scale))
+        return scaled, ({"Loss/G/loss": total}, w_mean)
 
     def train_step(s, reals_u8, step, alpha, latents, with_reg):
         traces[0] += 1
@@ -416,11 +438,10 @@ def make_train_step(state, cfg, strategy, resolution=None):
         d_ok = _finite(d_grads)
         new_d, new_d_opt = D_opt.stateless_apply(s["d_opt"], d_grads, s["d_tv"])
         s = dict(s)
-        s["d_tv"], s["d_opt"], s["d_ntv"] = _select(
-            d_ok,
-            (new_d, new_d_opt, list(d_ntv)),
-            (s["d_tv"], s["d_opt"], s["d_ntv"]),
+        s["d_tv"], s["d_ntv"] = _select(
+            d_ok, (new_d, list(d_ntv)), (s["d_tv"], s["d_ntv"])
         )
+        s["d_opt"] = keep_opt(d_ok, new_d_opt, s["d_opt"], d_scale)
 
         # G step against the updated D.
         (_, (g_stats, w_mean)), g_grads = jax.value_and_grad(
@@ -428,9 +449,8 @@ def make_train_step(state, cfg, strategy, resolution=None):
         )(s["g_tv"], s, reals, lat["z_g"], lat["noise_g"], mix_g, alpha)
         g_ok = _finite(g_grads)
         new_g, new_g_opt = G_opt.stateless_apply(s["g_opt"], g_grads, s["g_tv"])
-        s["g_tv"], s["g_opt"] = _select(
-            g_ok, (new_g, new_g_opt), (s["g_tv"], s["g_opt"])
-        )
+        s["g_tv"] = _select(g_ok, new_g, s["g_tv"])
+        s["g_opt"] = keep_opt(g_ok, new_g_opt, s["g_opt"], g_scale)
 
         # w_avg and Gs follow only an applied G update.
         g_ntv = list(s["g_ntv"])

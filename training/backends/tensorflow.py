@@ -23,6 +23,7 @@ from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
+from training import precision
 from training.ema import gs_beta
 
 NAME = "tensorflow"
@@ -67,21 +68,6 @@ def _new_strategy(gpus, devices):
     return tf.distribute.MirroredStrategy(devices=["/cpu:0"])
 
 
-def dtype_policy(cfg):
-    return {"off": None, "bf16": "mixed_bfloat16"}[cfg.mixed_precision]
-
-
-def _adam(cfg, name):
-    opt = keras.optimizers.Adam(
-        learning_rate=cfg.lr,
-        beta_1=cfg.adam_beta1,
-        beta_2=cfg.adam_beta2,
-        epsilon=cfg.adam_epsilon,
-        name=name,
-    )
-    return opt
-
-
 def build_state(cfg, strategy):
     """G, D, Gs and both optimizers, built under the strategy's scope.
 
@@ -89,11 +75,12 @@ def build_state(cfg, strategy):
     """
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-        policy = dtype_policy(cfg)
+        policy = precision.dtype_policy(cfg)
         G, D = build_networks(cfg, dtype=policy)
         Gs = build_generator(cfg, name="Gs", dtype=policy)
         copy_weights(G, Gs)
-        G_opt, D_opt = _adam(cfg, "G_opt"), _adam(cfg, "D_opt")
+        G_opt = precision.make_adam(cfg, "G_opt")
+        D_opt = precision.make_adam(cfg, "D_opt")
         G_opt.build(G.trainable_variables)
         D_opt.build(D.trainable_variables)
     return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
@@ -171,22 +158,42 @@ def _injected(latents, part, replica, n):
     return z, noise
 
 
-def real_logits_and_gradients(D, reals, with_gradients=True, **d_kwargs):
+def real_logits_and_gradients(
+    D, reals, with_gradients=True, scale=None, **d_kwargs
+):
     """D on the real pyramid, and d sum(D) / d(each pyramid image).
 
     The pyramid is built from the full-resolution `reals` inside the
     recorded computation, so the full-resolution gradient is the total
     derivative through every lower scale (SPEC section 3). Called inside an
     outer tape, the gradients stay differentiable (R1's second order).
-    `d_kwargs` (resolution, alpha) go to D.
+    `scale` (fp16 loss scaling) multiplies the sum before differentiation
+    and divides the gradients after. `d_kwargs` (resolution, alpha) go to D.
     """
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(reals)
         imgs = msg_ops.image_pyramid(reals, D.num_inputs)
         logits = D(imgs, **d_kwargs)
-        total = tf.reduce_sum(tf.cast(logits, tf.float32))
-    grads = tape.gradient(total, imgs) if with_gradients else None
-    return imgs, logits, grads
+        total = _scaled(tf.reduce_sum(tf.cast(logits, tf.float32)), scale)
+    if not with_gradients:
+        return imgs, logits, None
+    grads = tape.gradient(total, imgs)
+    return imgs, logits, _unscaled(grads, scale)
+
+
+def _loss_scale(opt):
+    """The optimizer's current loss scale (fp16), else None."""
+    return opt.dynamic_scale if precision.is_scaled(opt) else None
+
+
+def _scaled(total, scale):
+    return total if scale is None else total * scale
+
+
+def _unscaled(grads, scale):
+    if scale is None:
+        return grads
+    return [None if g is None else g / tf.cast(scale, g.dtype) for g in grads]
 
 
 def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
@@ -271,10 +278,11 @@ def make_train_step(state, cfg, strategy, resolution=None):
         fakes = [tf.stop_gradient(x) for x in fakes]
         reals = lod_inputs(reals_u8, alpha)
         penalty = tf.zeros([n])
+        scale = _loss_scale(state.D_opt)
         with tf.GradientTape() as tape:
             use_r1 = with_reg and loss.penalty == "r1"
             real_imgs, logits_real, r1_grads = real_logits_and_gradients(
-                D, reals, with_gradients=use_r1, **dk
+                D, reals, with_gradients=use_r1, scale=scale, **dk
             )
             if use_r1:
                 r1 = loss_lib.r1_penalty(r1_grads)
@@ -291,7 +299,9 @@ def make_train_step(state, cfg, strategy, resolution=None):
                 with tf.GradientTape(watch_accessed_variables=False) as gtape:
                     gtape.watch(mix)
                     mix_sum = tf.reduce_sum(tf.cast(D(mix, **dk), tf.float32))
-                gp = loss_lib.gradient_penalty(gtape.gradient(mix_sum, mix))
+                    mix_sum = _scaled(mix_sum, scale)
+                mix_grads = gtape.gradient(mix_sum, mix)
+                gp = loss_lib.gradient_penalty(_unscaled([mix_grads], scale)[0])
                 penalty = cfg.wgan_lambda * gp
                 penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(
                     logits_real
@@ -299,7 +309,9 @@ def make_train_step(state, cfg, strategy, resolution=None):
             logits_fake = D(fakes, **dk)
             per_sample = loss.d_loss(logits_real, logits_fake)
             total = tf.reduce_sum(per_sample + penalty) / global_batch
-        grads = _dense(tape.gradient(total, D.trainable_variables), D)
+            scaled = _scaled(total, scale)
+        # fp16: still scaled; `apply` divides by the scale.
+        grads = _dense(tape.gradient(scaled, D.trainable_variables), D)
         stats = {
             "Loss/D/loss": total,
             "Loss/D/reg": tf.reduce_sum(penalty) / global_batch,
@@ -333,7 +345,8 @@ def make_train_step(state, cfg, strategy, resolution=None):
                 )
             per_sample = loss.g_loss(logits_fake, logits_real)
             total = tf.reduce_sum(per_sample) / global_batch
-        grads = _dense(tape.gradient(total, G.trainable_variables), G)
+            scaled = _scaled(total, _loss_scale(state.G_opt))
+        grads = _dense(tape.gradient(scaled, G.trainable_variables), G)
         w_mean = tf.zeros([])
         if G.w_avg is not None:
             w_sum = tf.reduce_sum(tf.cast(ws[:, 0], tf.float32), axis=0)
@@ -366,12 +379,35 @@ def make_train_step(state, cfg, strategy, resolution=None):
     def apply(opt, grads, variables):
         # Skip (never apply) an update that is not finite.
         ok = _finite(grads)
+        if precision.is_scaled(opt):
+            return apply_scaled(opt, grads, variables, ok)
 
         def update():
             opt.apply(grads, variables)
             return tf.constant(True)
 
         return tf.cond(ok, update, lambda: tf.constant(False))
+
+    def apply_scaled(opt, grads, variables, ok):
+        # LossScaleOptimizer's rule (the JAX step calls it): unscale and
+        # apply, doubling the scale after `dynamic_growth_steps` finite
+        # steps; on overflow skip and halve. Written out because Keras'
+        # apply must run in a replica context and this runs across them.
+        scale, count = opt.dynamic_scale, opt.step_counter
+
+        def update():
+            precision.inner(opt).apply(_unscaled(grads, scale), variables)
+            grow = tf.equal(count, opt.dynamic_growth_steps - 1)
+            scale.assign(tf.where(grow, scale * 2.0, scale))
+            count.assign(tf.where(grow, tf.zeros_like(count), count + 1))
+            return tf.constant(True)
+
+        def overflow():
+            scale.assign(scale * 0.5)
+            count.assign(tf.zeros_like(count))
+            return tf.constant(False)
+
+        return tf.cond(ok, update, overflow)
 
     def train_step(reals, step, alpha, with_reg, latents=None):
         d_fn = d_grads_reg if with_reg else d_grads_plain
