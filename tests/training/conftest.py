@@ -19,3 +19,19 @@ def synthetic16(tmp_path_factory):
         ]
     )
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def synthetic8(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "synthetic8"
+    dataset_tool.main(
+        [
+            "create_synthetic",
+            str(path),
+            "--resolution",
+            "8",
+            "--num-images",
+            "16",
+        ]
+    )
+    return str(path)

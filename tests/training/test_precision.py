@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import config as config_lib
-from datasets import dataset_tool
 from msg_stylegan import networks
 from tests.helpers import tiny_config
 from training import precision, schedule, snapshot, training_loop
@@ -80,22 +79,6 @@ print("RESULT " + json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def data8(tmp_path_factory):
-    data = tmp_path_factory.mktemp("fp16") / "syn8"
-    dataset_tool.main(
-        [
-            "create_synthetic",
-            str(data),
-            "--resolution",
-            "8",
-            "--num-images",
-            "16",
-        ]
-    )
-    return str(data)
-
-
 def _run(backend_name, data):
     env = dict(os.environ, KERAS_BACKEND=backend_name, PYTHONPATH=str(ROOT))
     env["JAX_PLATFORMS"] = "cpu"
@@ -113,8 +96,8 @@ def _run(backend_name, data):
 
 
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
-def test_fp16_loss_scaling(backend_name, data8):
-    out = _run(backend_name, data8)
+def test_fp16_loss_scaling(backend_name, synthetic8):
+    out = _run(backend_name, synthetic8)
     assert out["dtype"] == "float16"
     normal = out["normal"]
     assert all(np.isfinite(v) for v in normal["stats"].values())
@@ -134,8 +117,8 @@ def test_fp16_loss_scaling(backend_name, data8):
     assert growth["counters"] == [0, 0]
 
 
-def test_fp16_scale_is_in_snapshots_and_survives_a_reset(data8):
-    cfg = tiny_config(8, batch=8, mixed_precision="fp16", data=data8)
+def test_fp16_scale_is_in_snapshots_and_survives_a_reset(synthetic8):
+    cfg = tiny_config(8, batch=8, mixed_precision="fp16", data=synthetic8)
     strategy = tf_backend.make_strategy(devices=["/cpu:0"])
     state = tf_backend.build_state(cfg, strategy)
     assert precision.is_scaled(state.D_opt)
@@ -186,7 +169,7 @@ def test_fp16_policy_builds_float16_networks():
 
 
 def test_fp16_run_finds_its_scale_without_calling_it_divergence(
-    data8, tmp_path, capsys
+    synthetic8, tmp_path, capsys
 ):
     # From 2**15 the scale halves on every overflow until G fits (about 1
     # at initialisation): more skips in a row than max_skipped_steps, yet
@@ -195,7 +178,7 @@ def test_fp16_run_finds_its_scale_without_calling_it_divergence(
         8,
         batch=8,
         xla=False,
-        data=data8,
+        data=synthetic8,
         kimg_per_tick=0.064,
         network_snapshot_ticks=100,
         grid_size=2,

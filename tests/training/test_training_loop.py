@@ -209,23 +209,9 @@ def test_diverging_run_stops_with_a_clear_error(synthetic16, tmp_path):
     assert not os.path.exists(tmp_path / "network-final.pkl")
 
 
-def test_xla_and_bf16_steps_run(tmp_path):
-    from datasets import dataset_tool
-
-    data = tmp_path / "syn8"
-    dataset_tool.main(
-        [
-            "create_synthetic",
-            str(data),
-            "--resolution",
-            "8",
-            "--num-images",
-            "16",
-        ]
-    )
-    cfg = tiny_config(
-        8, batch=8, xla=True, mixed_precision="bf16", data=str(data)
-    )
+def test_xla_and_bf16_steps_run(synthetic8):
+    data = synthetic8
+    cfg = tiny_config(8, batch=8, xla=True, mixed_precision="bf16", data=data)
     strategy = backend.make_strategy(devices=["/cpu:0"])
     state = backend.build_state(cfg, strategy)
     assert state.G.synthesis.compute_dtype == "bfloat16"
