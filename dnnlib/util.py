@@ -14,13 +14,25 @@ class UserError(Exception):
 
 
 def run_cli(main, argv=None):
-    """Call `main(argv)`, turning a UserError into one stderr line + exit 2."""
+    """Call `main(argv)`; problems become one stderr line and an exit code.
+
+    A UserError exits 2. So does an OSError that reached here (a file that
+    cannot be read or written: disk full, permissions), named with its path.
+    Ctrl-C outside a training loop (which handles it itself) exits 130.
+    """
+    prog = os.path.basename(sys.argv[0]) or "msg-stylegan"
     try:
         return main(argv)
     except UserError as e:
-        prog = os.path.basename(sys.argv[0]) or "msg-stylegan"
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        where = f" '{e.filename}'" if e.filename else ""
+        print(f"{prog}: error:{where} {e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def arg_bool(text):
@@ -66,13 +78,22 @@ def format_time(seconds):
 def atomic_write(path, mode="wb"):
     """Write to a temporary file beside `path`, renamed over it when complete.
 
-    An interrupted write leaves no file that looks complete.
+    An interrupted write leaves no file that looks complete, and the file
+    that `path` named before stays as it was. A failed write (disk full, a
+    file-size limit, permissions) is a UserError naming `path`; a second
+    Ctrl-C removes the temporary file (`dnnlib.interrupt`).
     """
+    from dnnlib import interrupt
+
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
-    )
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
+        )
+    except OSError as e:
+        raise UserError(f"cannot write '{path}': {e.strerror}") from None
+    interrupt.register_temp(tmp)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; use the default
@@ -82,10 +103,22 @@ def atomic_write(path, mode="wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        _remove_quietly(tmp)
+        raise UserError(
+            f"cannot write '{path}': {e.strerror or e}; the previous "
+            "file of that name, if any, is unchanged"
+        ) from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+        _remove_quietly(tmp)
         raise
+    finally:
+        interrupt.unregister_temp(tmp)
+
+
+def _remove_quietly(path):
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def next_run_dir(outdir, desc):

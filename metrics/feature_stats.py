@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from dnnlib import interrupt
 from dnnlib.util import Progress, UserError, atomic_write
 from metrics.inception import cache_dir
 
@@ -192,6 +193,7 @@ def compute_stats_for_images(
     stats = FeatureStats(max_items=max_items, capture_all=capture_all)
     bar = Progress(max_items, desc) if progress else None
     for images in batches:
+        interrupt.check()  # a signal during training abandons the metric
         if stats.is_full():
             break
         if stats.max_items is not None:

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from datasets import tfrecords
-from dnnlib.util import UserError, format_time
+from dnnlib import interrupt
+from dnnlib.util import UserError, atomic_write, format_time
 from msg_stylegan import networks
 from msg_stylegan.ops import upsample2d
 from training import backends, precision, schedule, snapshot
@@ -42,9 +43,15 @@ def save_grid(imgs, path, grid):
     for i in range(min(n, gw * gh)):
         y, x = divmod(i, gw)
         canvas[y * h : (y + 1) * h, x * w : (x + 1) * w] = imgs[i]
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write '{path}': {e.strerror}") from None
     mode = "L" if c == 1 else "RGB"
-    Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode).save(path)
+    with atomic_write(path) as f:
+        Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode).save(
+            f, format="PNG"
+        )
 
 
 def load_images(info, n):
@@ -246,7 +253,17 @@ class Schedule:
 
 
 def training_loop(cfg, run_dir, resume=None, devices=None):
-    """Train until `cfg.total_kimg`; returns the final snapshot's path."""
+    """Train until `cfg.total_kimg`; returns the final snapshot's path.
+
+    SIGINT or SIGTERM (`dnnlib.interrupt`) stops the run after the current
+    step or maintenance task with a snapshot from which `--resume` continues
+    exactly; the path of that snapshot is returned.
+    """
+    with interrupt.catching():
+        return _train(cfg, run_dir, resume, devices)
+
+
+def _train(cfg, run_dir, resume, devices):
     backend = backends.get()
     info = check_data(cfg)
     strategy = backend.make_strategy(cfg.gpus, devices)
@@ -294,13 +311,15 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
     if cur_nimg == 0 or resume:
         save_fake_grids(run_dir, state.Gs, grid_z, cfg, cur_nimg // 1000)
     final_path = os.path.join(run_dir, "network-final.pkl")
+    saved = {}  # step -> path of the snapshot written at that step
 
     def save(path):
         data = snapshot_data(state, cfg, cur_nimg, step, sched.position())
         snapshot.save(path, data)
+        saved[step] = path
 
     try:
-        while cur_nimg < total_nimg:
+        while cur_nimg < total_nimg and not interrupt.requested():
             phase = schedule.phase_at(cfg, cur_nimg)
             sched.enter(phase, step)
             out = sched.run(phase, step)
@@ -358,7 +377,9 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
                 "Timing/maintenance_sec": maintenance,
                 "Resources/peak_mem_gb": mem,
             }
-            if done or tick % cfg.image_snapshot_ticks == 0:
+            if (done or tick % cfg.image_snapshot_ticks == 0) and not (
+                interrupt.requested()
+            ):
                 extra.update(
                     save_fake_grids(run_dir, state.Gs, grid_z, cfg, kimg)
                 )
@@ -369,18 +390,34 @@ def training_loop(cfg, run_dir, resume=None, devices=None):
                 run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg)
             tick_start_nimg, tick_start_time = cur_nimg, time.time()
             maintenance = tick_start_time - m_start
-    except KeyboardInterrupt:
-        kimg = cur_nimg // 1000
-        path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
-        save(path)
-        print(f"Interrupted: wrote '{path}'; resume with --resume={path}")
+    except interrupt.StopRequested:
+        pass  # a metric was abandoned; the snapshot below is what counts
+    except BaseException:
         stats.close()
-        return path
-    save(final_path)
-    run_snapshot_metrics(cfg, final_path, run_dir, stats, cur_nimg)
-    stats.close()
-    print(f"Exiting: wrote '{final_path}'")
-    return final_path
+        raise
+    try:
+        if interrupt.requested():
+            path = saved.get(step)
+            if path is None:
+                kimg = cur_nimg // 1000
+                path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
+                save(path)
+            print(
+                f"Stopped by {interrupt.requested()} at kimg "
+                f"{cur_nimg / 1000:.1f} (step {step}): wrote '{path}'; "
+                f"continue with --resume={path} (or --resume=latest)",
+                flush=True,
+            )
+            return path
+        save(final_path)
+        try:
+            run_snapshot_metrics(cfg, final_path, run_dir, stats, cur_nimg)
+        except interrupt.StopRequested:
+            print(f"Stopped by {interrupt.requested()}: final metrics skipped")
+        print(f"Exiting: wrote '{final_path}'")
+        return final_path
+    finally:
+        stats.close()
 
 
 def run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg):
