@@ -9,11 +9,12 @@ $(BIN)/activate:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The CPU build of TensorFlow (README "Install" has the GPU lines).
 install: $(BIN)/activate
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[cpu]"
 
 install-test: $(BIN)/activate
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[cpu,test]"
 
 # The end-to-end demo: synthetic data, a few minutes of training, samples.
 DEMO_DATA := data/synthetic32
