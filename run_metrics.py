@@ -9,6 +9,7 @@ import os
 import re
 import sys
 
+from dnnlib import hardware
 from dnnlib.util import UserError, arg_bool, arg_positive, run_cli
 from metrics import metric_main
 
@@ -152,6 +153,12 @@ def main(argv=None):
     paths, run_dir = find_snapshots(args.network)
     if args.inception is not None and not os.path.isfile(args.inception):
         raise UserError(f"Inception weights '{args.inception}' not found")
+    hardware.require_backend(hardware.keras_backend())
+    from training import backends
+
+    # --gpus=1 (the default) may run on the CPU; more must exist.
+    devices = backends.select_devices(args.gpus, required=args.gpus > 1)
+    print("\n".join(devices.lines))
     if args.gpus > 1:
         print(f"note: --gpus={args.gpus}: metrics run on one device")
     for path in paths:

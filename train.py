@@ -9,6 +9,7 @@ import os
 import sys
 
 import config as config_lib
+from dnnlib import hardware
 from dnnlib.util import (
     Logger,
     UserError,
@@ -241,6 +242,7 @@ def find_latest(outdir, config_name):
 
 def main(argv=None):
     select_backend(sys.argv[1:] if argv is None else argv)
+    hardware.require_backend(hardware.keras_backend())
     args = build_parser().parse_args(argv)
     cfg = resolve_config(args)
     if args.dry_run:
@@ -261,12 +263,13 @@ def main(argv=None):
         snapshot.load(resume)
     from training import backends
 
-    gpus = backends.get().num_gpus()
-    n = (cfg.gpus or gpus) if gpus else 1
-    kind = "gpu" if gpus else "cpu"
+    devices = backends.select_devices(cfg.gpus)
+    n = len(devices.gpus) or 1
+    kind = "gpu" if devices.gpus else "cpu"
     run_dir = next_run_dir(args.outdir, f"{cfg.name}-{n}{kind}")
     training_loop.save_config(cfg, run_dir)
     with Logger(os.path.join(run_dir, "log.txt")):
+        print("\n".join(devices.lines))
         print(f"Run directory: {run_dir}")
         print(f"Training {cfg.name} on '{cfg.data}' for {cfg.total_kimg} kimg")
         training_loop.training_loop(cfg, run_dir, resume=resume)

@@ -42,6 +42,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from dnnlib import hardware
+from dnnlib.util import UserError
 from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
@@ -50,6 +52,7 @@ from training import precision
 from training.ema import gs_beta
 
 NAME = "jax"
+LABEL = f"JAX {jax.__version__}"
 
 # Seed purposes, as the TF backend: each draw of a step has its own stream.
 _Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G, _MIX_D, _MIX_G = range(7)
@@ -77,22 +80,22 @@ def make_strategy(gpus=0, devices=None):
 
     devices: explicit JAX devices or indices into `jax.devices()` (tests
     use two host devices from --xla_force_host_platform_device_count).
+    One process only: a multi-worker job (TF_CONFIG, or a SLURM step of
+    several tasks) is refused rather than run as independent copies.
     """
     if devices:
         every = jax.devices()
         return Strategy(
             [every[d] if isinstance(d, int) else d for d in devices]
         )
-    try:
-        found = jax.devices("gpu")
-    except RuntimeError:
-        found = []
-    if gpus and gpus > len(found):
-        from dnnlib.util import UserError
-
+    if hardware.multi_worker() is not None:
         raise UserError(
-            f"--gpus={gpus} but only {len(found)} GPUs are visible to JAX"
+            "multi-process training is not implemented on the jax backend "
+            "yet (TF_CONFIG or a SLURM step of several tasks is set): run "
+            "one process per host, or use --backend=tensorflow"
         )
+    found = _gpus()
+    hardware.check_gpu_count(gpus, list_gpus(), LABEL)
     if found:
         return Strategy(found[: gpus or len(found)])
     return Strategy(jax.devices("cpu")[:1])
@@ -649,9 +652,18 @@ def describe(strategy):
     )
 
 
+def _gpus():
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU platform in this install
+        return []
+
+
+def list_gpus():
+    """The GPUs JAX sees, as 'GPU:0 NVIDIA H200'."""
+    return [f"GPU:{d.id} {d.device_kind}" for d in _gpus()]
+
+
 def num_gpus():
     """GPUs JAX sees."""
-    try:
-        return len(jax.devices("gpu"))
-    except RuntimeError:
-        return 0
+    return len(_gpus())

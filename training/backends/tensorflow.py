@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dnnlib import hardware
+from dnnlib.util import UserError
 from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
@@ -27,6 +29,7 @@ from training import precision
 from training.ema import gs_beta
 
 NAME = "tensorflow"
+LABEL = f"TensorFlow {tf.__version__}"
 
 # Seed purposes: each random draw of a step has its own stream.
 _Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G, _MIX_D, _MIX_G = range(7)
@@ -34,16 +37,27 @@ _Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G, _MIX_D, _MIX_G = range(7)
 
 _strategies = {}
 
+# SLURM workers listen on this port plus the job id modulo 20000 (plus the
+# task's index on its node), so two jobs sharing a node do not collide.
+SLURM_PORT_BASE = 15000
+
 
 def make_strategy(gpus=0, devices=None):
-    """MultiWorkerMirroredStrategy under TF_CONFIG, else MirroredStrategy.
+    """MultiWorkerMirroredStrategy in a multi-worker job, else Mirrored.
 
-    gpus: how many visible GPUs to use (0 = all); with none, one CPU replica.
-    devices: explicit device names (tests use two logical CPUs).
+    A multi-worker job is TF_CONFIG, or else a SLURM step of several tasks
+    (`cluster_resolver`). gpus: how many visible GPUs to use per worker
+    (0 = all); with none, one CPU replica per worker. devices: explicit
+    device names (tests use two logical CPUs).
     One strategy per device set and process: two strategies over the same
     devices can collide in TF's collective-op keys.
     """
-    key = (gpus, tuple(devices or ()), os.environ.get("TF_CONFIG"))
+    key = (
+        gpus,
+        tuple(devices or ()),
+        os.environ.get("TF_CONFIG"),
+        os.environ.get("SLURM_PROCID"),
+    )
     if key not in _strategies:
         _strategies[key] = _new_strategy(gpus, devices)
     return _strategies[key]
@@ -52,20 +66,66 @@ def make_strategy(gpus=0, devices=None):
 def _new_strategy(gpus, devices):
     if devices:
         return tf.distribute.MirroredStrategy(devices=list(devices))
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    found = tf.config.list_logical_devices("GPU")
-    if gpus and gpus > len(found):
-        from dnnlib.util import UserError
-
-        raise UserError(
-            f"--gpus={gpus} but only {len(found)} GPUs are visible to "
-            "TensorFlow"
+    # Physical devices only until the strategy exists: a multi-worker
+    # strategy must configure TF's runtime before anything initialises it.
+    found = list_gpus()
+    hardware.check_gpu_count(gpus, found, LABEL)
+    used = gpus or len(found)
+    resolver = cluster_resolver(used)
+    if resolver is not None:
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver
         )
-    if found:
-        names = [d.name for d in found[: gpus or len(found)]]
-        return tf.distribute.MirroredStrategy(devices=names)
+    if used:
+        names = [d.name for d in tf.config.list_logical_devices("GPU")]
+        return tf.distribute.MirroredStrategy(devices=names[:used])
     return tf.distribute.MirroredStrategy(devices=["/cpu:0"])
+
+
+def cluster_resolver(gpus):
+    """This worker's place in a multi-worker job, or None outside one.
+
+    From TF_CONFIG when it is set, else from SLURM's variables in a step of
+    several tasks (`srun`): one worker per task, ordered by node name.
+    gpus: the GPUs each worker uses (its local replicas).
+    """
+    how = hardware.multi_worker()
+    if how is None:
+        return None
+    if how == "tf_config":
+        found = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    else:
+        found = _slurm_resolver()
+    spec = found.cluster_spec()
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        spec,
+        task_type=found.task_type,
+        task_id=found.task_id,
+        num_accelerators={"GPU": gpus},
+        rpc_layer=found.rpc_layer or "grpc",
+    )
+
+
+def _slurm_resolver():
+    # SLURM binds GPUs to tasks itself (one task per node with all its GPUs,
+    # or --gpus-per-task), so the resolver must not rewrite
+    # CUDA_VISIBLE_DEVICES; its GPU counts only serve that rewrite (and
+    # would run nvidia-smi), so they are set just to pass its checks, and
+    # the GPUs a worker uses come from `cluster_resolver`'s argument.
+    tasks = hardware.slurm_num_tasks()
+    try:
+        job = int(os.environ.get("SLURM_JOB_ID", "0"))
+    except ValueError:
+        job = 0
+    try:
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=SLURM_PORT_BASE + job % 20000,
+            gpus_per_node=tasks,
+            gpus_per_task=1,
+            auto_set_gpu=False,
+        )
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"cannot read the SLURM job step: {e}") from None
 
 
 def build_state(cfg, strategy):
@@ -463,8 +523,19 @@ def make_train_step(state, cfg, strategy, resolution=None):
     return step
 
 
+def list_gpus():
+    """The GPUs TensorFlow sees, as 'GPU:0 NVIDIA H200' (physical devices:
+    listing them leaves the runtime unconfigured for `make_strategy`)."""
+    names = []
+    for d in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(d)
+        short = d.name.replace("/physical_device:", "")
+        names.append(f"{short} {details.get('device_name', '')}".strip())
+    return names
+
+
 def num_gpus():
-    """GPUs TensorFlow sees (train.py names the run directory by them)."""
+    """GPUs TensorFlow sees."""
     return len(tf.config.list_physical_devices("GPU"))
 
 

@@ -1,0 +1,139 @@
+"""Framework-free hardware and cluster facts: NVIDIA GPUs, installs, SLURM.
+
+Nothing here imports TensorFlow or JAX, so the CLIs can check the install
+and explain a missing GPU before (or without) loading a framework. What a
+framework itself sees is asked in `training/backends/{tensorflow,jax}.py`.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+
+from dnnlib.util import UserError
+
+NVIDIA_PROC = "/proc/driver/nvidia"
+
+# The one install command per (backend, target), as README "Install" says.
+# The TensorFlow GPU line removes the CPU build first: tensorflow-cpu and
+# tensorflow in one environment overwrite each other's files.
+INSTALL = {
+    ("tensorflow", "cpu"): 'pip install -e ".[cpu]"',
+    ("tensorflow", "gpu"): (
+        'pip uninstall -y tensorflow-cpu && pip install -e ".[cuda]"'
+    ),
+    ("jax", "cpu"): 'pip install -e ".[jax]"',
+    ("jax", "gpu"): 'pip install -e ".[jax-cuda]"',
+}
+
+_MODULES = {"tensorflow": ("tensorflow", "TensorFlow"), "jax": ("jax", "JAX")}
+
+
+def install_command(backend, target):
+    """The install line for `backend` ('tensorflow', 'jax') on `target`
+    ('cpu', 'gpu')."""
+    return INSTALL[(backend, target)]
+
+
+def nvidia_gpus_present(proc=None, path=None):
+    """Whether this machine has NVIDIA GPUs, whatever a framework sees.
+
+    True when the driver is loaded (`/proc/driver/nvidia`) or `nvidia-smi`
+    is on PATH. proc, path: where to look instead (tests).
+    """
+    proc = NVIDIA_PROC if proc is None else proc
+    return (
+        os.path.isdir(proc) or shutil.which("nvidia-smi", path=path) is not None
+    )
+
+
+def keras_backend(environ=None):
+    """The backend Keras will load: $KERAS_BACKEND, keras.json, tensorflow."""
+    environ = os.environ if environ is None else environ
+    if environ.get("KERAS_BACKEND"):
+        return environ["KERAS_BACKEND"]
+    home = environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras"
+    )
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def installed(module):
+    """Whether a top-level module can be imported (without importing it)."""
+    return importlib.util.find_spec(module) is not None
+
+
+def require_backend(backend):
+    """A UserError with the install line when `backend`'s framework is
+    missing (checked without importing it)."""
+    if backend not in _MODULES:
+        return  # Keras itself names unknown backends
+    module, label = _MODULES[backend]
+    if installed(module):
+        return
+    other = "jax" if backend == "tensorflow" else "tensorflow"
+    if installed(_MODULES[other][0]):
+        switch = f", or use --backend={other}"
+    else:
+        switch = ""
+    raise UserError(
+        f"the {backend} backend needs {label}, which is not installed: "
+        f"{install_command(backend, 'cpu')} (NVIDIA GPUs: "
+        f"{install_command(backend, 'gpu')}){switch}"
+    )
+
+
+def check_gpu_count(requested, found, label):
+    """A UserError when `--gpus=requested` asks for more than `found`.
+
+    found: the GPUs the framework sees, as names; label: the framework.
+    """
+    if requested and requested > len(found):
+        seen = ", ".join(found) if found else "none"
+        raise UserError(
+            f"--gpus={requested} but {label} sees {len(found)} GPU(s): {seen}"
+        )
+
+
+def missing_gpu_note(backend, found, label, proc=None, path=None):
+    """One line when NVIDIA GPUs exist but the backend sees none, else None.
+
+    The usual cause is a CPU-only install; the line gives the GPU one.
+    """
+    if found or not nvidia_gpus_present(proc=proc, path=path):
+        return None
+    return (
+        f"note: this machine has NVIDIA GPUs but {label} sees none (a CPU "
+        "build, or CUDA failed to load); to use them: "
+        f"{install_command(backend, 'gpu')}"
+    )
+
+
+def slurm_num_tasks(environ=None):
+    """Tasks of the current SLURM job step (`srun`), 0 outside one.
+
+    A step of several tasks is a multi-worker job; `sbatch`'s batch script
+    itself (no step variables) is not.
+    """
+    environ = os.environ if environ is None else environ
+    if "SLURM_PROCID" not in environ:
+        return 0
+    try:
+        return int(environ.get("SLURM_STEP_NUM_TASKS", "0"))
+    except ValueError:
+        return 0
+
+
+def multi_worker(environ=None):
+    """How this process joins a multi-worker job: 'tf_config' when TF_CONFIG
+    is set, 'slurm' in a SLURM step of several tasks, else None."""
+    environ = os.environ if environ is None else environ
+    if environ.get("TF_CONFIG"):
+        return "tf_config"
+    if slurm_num_tasks(environ) > 1:
+        return "slurm"
+    return None

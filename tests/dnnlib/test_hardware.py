@@ -1,0 +1,116 @@
+"""dnnlib.hardware: NVIDIA detection, install lines, SLURM, no framework."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dnnlib import hardware
+from dnnlib.util import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fake_nvidia_smi(folder):
+    tool = folder / "nvidia-smi"
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    return str(folder)
+
+
+def test_nvidia_found_by_driver_folder_or_nvidia_smi(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = str(tmp_path / "no-driver")
+    assert not hardware.nvidia_gpus_present(proc=none, path=str(empty))
+    proc = tmp_path / "driver"
+    proc.mkdir()
+    assert hardware.nvidia_gpus_present(proc=str(proc), path=str(empty))
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    path = _fake_nvidia_smi(tools)
+    assert hardware.nvidia_gpus_present(proc=none, path=path)
+
+
+def test_missing_gpu_note_gives_the_gpu_install(tmp_path):
+    proc = tmp_path / "driver"
+    proc.mkdir()
+    empty = str(tmp_path)
+    note = hardware.missing_gpu_note(
+        "tensorflow", [], "TensorFlow 2.21.0", proc=str(proc), path=empty
+    )
+    assert len(note.splitlines()) == 1
+    assert "TensorFlow 2.21.0 sees none" in note
+    assert 'pip uninstall -y tensorflow-cpu && pip install -e ".[cuda]"' in note
+    note = hardware.missing_gpu_note("jax", [], "JAX", proc=str(proc))
+    assert note.endswith('pip install -e ".[jax-cuda]"')
+    # GPUs seen, or no NVIDIA hardware: nothing to say.
+    seen = ["GPU:0 NVIDIA H200"]
+    assert hardware.missing_gpu_note("jax", seen, "JAX", proc=str(proc)) is None
+    none = str(tmp_path / "no-driver")
+    assert hardware.missing_gpu_note("jax", [], "JAX", none, empty) is None
+
+
+def test_too_few_gpus_is_one_line_naming_them():
+    found = ["GPU:0 NVIDIA H200", "GPU:1 NVIDIA H200"]
+    hardware.check_gpu_count(0, found, "JAX")
+    hardware.check_gpu_count(2, found, "JAX")
+    with pytest.raises(UserError) as e:
+        hardware.check_gpu_count(4, found, "JAX 0.10.2")
+    assert str(e.value) == (
+        "--gpus=4 but JAX 0.10.2 sees 2 GPU(s): GPU:0 NVIDIA H200, "
+        "GPU:1 NVIDIA H200"
+    )
+    with pytest.raises(UserError, match="sees 0 GPU\\(s\\): none"):
+        hardware.check_gpu_count(1, [], "TensorFlow")
+
+
+def test_keras_backend_from_environment_then_keras_json(tmp_path):
+    assert hardware.keras_backend({"KERAS_BACKEND": "jax"}) == "jax"
+    home = {"KERAS_HOME": str(tmp_path)}
+    assert hardware.keras_backend(home) == "tensorflow"
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    assert hardware.keras_backend(home) == "jax"
+    both = dict(home, KERAS_BACKEND="tensorflow")
+    assert hardware.keras_backend(both) == "tensorflow"
+
+
+def test_missing_framework_is_one_line_with_the_install(monkeypatch):
+    hardware.require_backend("tensorflow")  # both are installed here
+    hardware.require_backend("jax")
+    monkeypatch.setattr(hardware, "installed", lambda m: m != "tensorflow")
+    with pytest.raises(UserError) as e:
+        hardware.require_backend("tensorflow")
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1
+    assert 'pip install -e ".[cpu]"' in msg and ".[cuda]" in msg
+    assert msg.endswith("or use --backend=jax")
+    monkeypatch.setattr(hardware, "installed", lambda m: False)
+    with pytest.raises(UserError, match=r'pip install -e "\.\[jax\]"'):
+        hardware.require_backend("jax")
+
+
+def test_multi_worker_from_tf_config_or_a_slurm_step():
+    assert hardware.multi_worker({}) is None
+    assert hardware.multi_worker({"TF_CONFIG": "{}"}) == "tf_config"
+    step = {"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4"}
+    assert hardware.slurm_num_tasks(step) == 4
+    assert hardware.multi_worker(step) == "slurm"
+    assert hardware.multi_worker(dict(step, TF_CONFIG="{}")) == "tf_config"
+    # One task, or sbatch's batch script outside a step: one process.
+    assert hardware.multi_worker(dict(step, SLURM_STEP_NUM_TASKS="1")) is None
+    assert hardware.multi_worker({"SLURM_PROCID": "0"}) is None
+    assert hardware.slurm_num_tasks({"SLURM_STEP_NUM_TASKS": "4"}) == 0
+
+
+def test_imports_no_ml_framework():
+    code = (
+        "import sys, dnnlib.hardware; "
+        "bad = {'tensorflow', 'jax', 'keras'} & set(sys.modules); "
+        "assert not bad, bad"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
