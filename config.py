@@ -79,6 +79,7 @@ class Config:
     network_snapshot_ticks: int = 10
     grid_size: int = 8
     metrics: tuple = ()
+    fid_resize: str = "tf1"  # resize mode of --metrics (metrics/__init__.py)
     max_skipped_steps: int = 20
     # Execution.
     seed: int = 0
@@ -122,13 +123,21 @@ _CPU = dict(
     network_snapshot_ticks=5,
 )
 
+# Per dataset: resolution, MSG-StyleGAN's global batch and mirroring as the
+# StyleGAN-lineage originals set them (msg-stylegan-tf's train.py and README
+# and its history, NVlabs' train.py, ProGAN's config.py); the README's "Each
+# config against its original" gives the file and line of every value.
+# Batch: the author's GPU count per dataset (msg-stylegan-tf README) with the
+# presets' 16 on 4 GPUs and 32 on 2 (flowers, from the run in the history)
+# or on 8. Mirror: on for faces and flowers, off for LSUN as NVlabs' LSUN
+# lines, off for CIFAR-10 as ProGAN's cifar10 line (no original has it on).
 _DATASETS = {
-    "ffhq": dict(img_resolution=1024, batch=16),
-    "celebahq": dict(img_resolution=1024, batch=16),
-    "lsun-churches": dict(img_resolution=256, batch=32),
+    "ffhq": dict(img_resolution=1024, batch=16, mirror=True),
+    "celebahq": dict(img_resolution=1024, batch=32, mirror=True),
+    "lsun-churches": dict(img_resolution=256, batch=32, mirror=False),
     "flowers": dict(img_resolution=256, batch=32, mirror=True),
-    "indian-celebs": dict(img_resolution=256, batch=32, mirror=True),
-    "cifar10": dict(img_resolution=32, batch=32, mirror=True),
+    "indian-celebs": dict(img_resolution=256, batch=16, mirror=True),
+    "cifar10": dict(img_resolution=32, batch=32, mirror=False),
     # A few CPU minutes: a short Gs half-life so the grids show progress.
     "demo": dict(img_resolution=32, total_kimg=6.0, ema_kimg=1.0, **_CPU),
 }
@@ -159,11 +168,12 @@ _PROGRESSIVE = dict(
     style_mixing_prob=0.9,
 )
 
-# On a CPU: one batch size and tick length throughout, and short phases so
-# that a few kimg pass through every resolution.
+# On a CPU: one batch size and tick length throughout, and short phases from
+# 8x8 so that a few kimg pass through every resolution.
 _PROGRESSIVE_CPU = dict(
     minibatch_schedule=(),
     tick_kimg_schedule=(),
+    lod_initial_resolution=8,
 )
 
 # The CPU-sized CIFAR-10 runs used for real-data checks on this machine.
@@ -186,13 +196,26 @@ _PROGAN_FAMILIES = {
         "combine": "lin_cat",
         "loss": "relativistic-hinge",
     },
-    # The baseline: progressive growing as SPEC section 10, WGAN-GP, lr 0.001.
+    # ProGAN as published: its code's 8-GPU preset (preset-v2-8gpus) from
+    # 4x4, 600 + 600 kimg per resolution, per-resolution minibatch and
+    # learning rate, its tick lengths, 12,000 kimg; WGAN-GP; Gs beta 0.999.
     "progan": {
         **_PROGRESSIVE,
         "architecture": "progan",
         "loss": "wgan-gp",
-        "lr": 0.001,
-        "lr_schedule": (),
+        "lod_initial_resolution": 4,
+        "tick_kimg_schedule": (
+            (4, 160),
+            (8, 140),
+            (16, 120),
+            (32, 100),
+            (64, 80),
+            (128, 60),
+            (256, 40),
+            (512, 20),
+            (1024, 10),
+        ),
+        "total_kimg": 12000.0,
         "style_mixing_prob": 0.0,
         "ema_beta": 0.999,
     },
@@ -208,6 +231,18 @@ _PROGAN_FAMILIES = {
         "loss": "relativistic-hinge",
         "lr": 0.0003,
     },
+}
+# Mirroring where a family's original differs from `_DATASETS`: BMSG-GAN's
+# train.py flips every dataset (--flip_augment defaults to True); ProGAN's
+# config.py mirrors its LSUN sets. The CPU demo never mirrors.
+_BMSG_MIRROR = {
+    d: True for d in ("ffhq", "celebahq", "lsun-churches", "flowers", "cifar10")
+}
+_FAMILY_MIRROR = {
+    "msg-progan": _BMSG_MIRROR,
+    "msg-progan-bmsg": _BMSG_MIRROR,
+    "msg-gan-v1": _BMSG_MIRROR,
+    "progan": {"lsun-churches": True},
 }
 _PROGAN_DATASETS = (
     "flowers",
@@ -245,11 +280,15 @@ def _named_configs():
             fields = _DATASETS[dataset]
             name = f"{family}-{dataset}"
             prog = {**fields, **settings}
+            prog["mirror"] = _FAMILY_MIRROR.get(family, {}).get(
+                dataset, fields.get("mirror", False)
+            )
             if settings.get("progressive") and dataset == "demo":
                 prog.update(
                     _PROGRESSIVE_CPU,
                     batch=fields["batch"],
                     kimg_per_tick=fields["kimg_per_tick"],
+                    total_kimg=fields["total_kimg"],
                     lod_training_kimg=1.0,
                     lod_transition_kimg=1.0,
                 )

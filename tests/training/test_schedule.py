@@ -91,3 +91,45 @@ def test_reset_optimizer_zeroes_moments_and_keeps_the_rate():
             assert float(var.numpy()) == pytest.approx(0.0015)
         else:
             assert not np.any(var.numpy())
+
+
+@pytest.mark.parametrize(
+    "kimg, res, alpha, batch, lr, tick",
+    [
+        # ProGAN's preset-v2-8gpus from 4x4: log2(1024) - log2(4) = 8.
+        (0, 4, 0.0, 512, 0.001, 160),
+        (599.9, 4, 0.0, 512, 0.001, 160),
+        (900, 8, 0.5, 256, 0.001, 140),
+        (1200, 8, 0.0, 256, 0.001, 140),
+        (3600, 32, 0.0, 64, 0.001, 100),
+        (4800, 64, 0.0, 32, 0.001, 80),
+        (6000, 128, 0.0, 32, 0.0015, 60),
+        (7200, 256, 0.0, 32, 0.002, 40),
+        (8400, 512, 0.0, 32, 0.003, 20),
+        (9600, 1024, 0.0, 32, 0.003, 10),
+        (11999, 1024, 0.0, 32, 0.003, 10),
+    ],
+)
+def test_progan_starts_at_4x4_with_its_schedules(
+    kimg, res, alpha, batch, lr, tick
+):
+    cfg = config_lib.get_config("progan-ffhq")
+    phase = schedule.phase_at(cfg, int(kimg * 1000))
+    assert (phase.resolution, phase.alpha, phase.batch) == (res, alpha, batch)
+    assert (phase.lr, phase.tick_kimg) == (lr, tick)
+    assert schedule.compute_lod(cfg, 0) == 8.0
+
+
+def test_progan_optimizer_resets_at_every_new_resolution():
+    # ProGAN's reset_opt_for_new_lod: at the start and end of each fade.
+    cfg = config_lib.get_config("progan-ffhq")
+    kimgs = np.arange(0, 12000, 0.5)
+    lods = [schedule.compute_lod(cfg, k) for k in kimgs]
+    resets = [
+        float(k)
+        for k, prev, lod in zip(kimgs[1:], lods, lods[1:])
+        if schedule.resets_optimizer(prev, lod)
+    ]
+    # 8 fades (4 -> 1024), each reset once when it starts and once at its end.
+    assert len(resets) == 16
+    assert resets[:2] == [600.5, 1200.0]
