@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from dnnlib.util import Progress, UserError, atomic_write
+from metrics import DEFAULT_RESIZE, RESIZE_MODES
 
 NPZ_NAME = "fid_inception_2015_12_05.npz"
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -47,31 +48,93 @@ def cache_dir():
 # Preprocessing and pools
 
 
-def preprocess(images):
+def check_resize(mode):
+    """Return `mode`, or raise a UserError listing the valid modes."""
+    if mode not in RESIZE_MODES:
+        raise UserError(
+            f"unknown FID resize mode {mode!r}; valid modes: "
+            f"{', '.join(RESIZE_MODES)}"
+        )
+    return mode
+
+
+def resize_taps(in_size, out_size, mode):
+    """Bilinear taps along one axis: (lower [out], upper [out], lerp [out]).
+
+    Output pixel i is `x[lower] + (x[upper] - x[lower]) * lerp`. Computed in
+    float32 the way TF's ResizeBilinear kernel computes them (scale =
+    in / out as a float, floor and ceil of the source coordinate clamped to
+    the image), so the result matches TF's to float rounding.
+    """
+    check_resize(mode)
+    scale = np.float32(in_size) / np.float32(out_size)
+    i = np.arange(out_size, dtype=np.float32)
+    if mode == "tf1":
+        src = i * scale
+    else:
+        src = (i + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(src)
+    lower = np.maximum(floor, 0).astype(np.int32)
+    upper = np.minimum(np.ceil(src), in_size - 1).astype(np.int32)
+    lerp = (src - floor).astype(np.float32)
+    return lower, upper, lerp
+
+
+def resize_bilinear(x, size, mode=DEFAULT_RESIZE):
+    """Bilinear resize of float NHWC `x` to `size` (h, w) without antialias.
+
+    Two gathers and a lerp per axis, columns then rows, in the order of
+    operations of TF's kernel. No matrix product: on GPUs a float32 matmul
+    may run in TF32, which would move the result by whole grey levels.
+    """
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        raise ValueError("resize_bilinear needs a static height and width")
+    for axis, (n_in, n_out) in ((2, (w, size[1])), (1, (h, size[0]))):
+        if n_in == n_out:
+            continue  # both modes sample every pixel exactly
+        lower, upper, lerp = resize_taps(n_in, n_out, mode)
+        shape = [1, 1, 1, 1]
+        shape[axis] = n_out
+        lerp = ops.convert_to_tensor(lerp.reshape(shape), dtype=x.dtype)
+        a = ops.take(x, lower, axis=axis)
+        b = ops.take(x, upper, axis=axis)
+        x = a + (b - a) * lerp
+    return x
+
+
+def preprocess(images, resize=DEFAULT_RESIZE):
     """uint8 RGB [N, H, W, C] -> float32 [N, 299, 299, 3] in [-1, 1).
 
-    Bilinear resize with half-pixel centres and no antialias (TF2's
-    `tf.image.resize` default, which the reference statistics used), then
+    Bilinear resize to 299x299 in the given mode (`RESIZE_MODES`), then
     `(x - 128) / 128` as the TF graph's own input transform.
     """
     x = ops.cast(images, "float32")
     if x.shape[-1] == 1:
         x = ops.tile(x, (1, 1, 1, 3))  # grayscale: same value in R, G, B
-    if tuple(x.shape[1:3]) != (IMG_SIZE, IMG_SIZE):
-        x = ops.image.resize(
-            x, (IMG_SIZE, IMG_SIZE), interpolation="bilinear", antialias=False
-        )
+    x = resize_bilinear(x, (IMG_SIZE, IMG_SIZE), resize)
     return (x - 128.0) / 128.0
 
 
 class Preprocess(keras.layers.Layer):
-    """`preprocess()` as a layer, so the model takes uint8 images directly."""
+    """`preprocess()` as a layer, so the model takes uint8 images directly.
+
+    Args:
+        resize: the resize mode, one of `RESIZE_MODES`.
+    """
+
+    def __init__(self, resize=DEFAULT_RESIZE, **kwargs):
+        super().__init__(**kwargs)
+        self.resize = check_resize(resize)
 
     def call(self, images):
-        return preprocess(images)
+        return preprocess(images, self.resize)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], IMG_SIZE, IMG_SIZE, 3)
+
+    def get_config(self):
+        return dict(super().get_config(), resize=self.resize)
 
 
 class AvgPoolExcludePad(keras.layers.Layer):
@@ -205,15 +268,16 @@ def _inception_e(b, x, p, max_pool):
     return keras.layers.Concatenate(name=p)([b1, a1, a2, d1, d2, bp])
 
 
-def build_inception():
+def build_inception(resize=DEFAULT_RESIZE):
     """The untrained network: uint8 [N, H, W, 3] -> float32 [N, 2048].
 
     Layers carry pytorch-fid's names (`Mixed_5b.branch1x1.conv`), so weights
-    are assigned by name from either weights file.
+    are assigned by name from either weights file. `resize` is the mode of
+    the resize to 299x299 (`RESIZE_MODES`), kept as `model.resize`.
     """
     b = _Builder()
     images = keras.Input(shape=(None, None, 3), dtype="uint8", name="images")
-    x = Preprocess(name="preprocess")(images)  # [N, 299, 299, 3]
+    x = Preprocess(resize, name="preprocess")(images)  # [N, 299, 299, 3]
     # Stem.
     x = b.conv(x, "Conv2d_1a_3x3", 32, 3, stride=2)  # [N, 149, 149, 32]
     x = b.conv(x, "Conv2d_2a_3x3", 32, 3)  # [N, 147, 147, 32]
@@ -238,6 +302,7 @@ def build_inception():
     x = keras.layers.GlobalAveragePooling2D(name="pool_3")(x)  # [N, 2048]
     model = keras.Model(images, x, name="inception_2015_12_05")
     model.conv_names = b.names
+    model.resize = resize
     return model
 
 
@@ -551,14 +616,16 @@ def assign_weights(model, state):
                 var_.assign(np.asarray(val, np.float32))
 
 
-def load_inception(path=None, allow_download=True):
+def load_inception(path=None, allow_download=True, resize=DEFAULT_RESIZE):
     """The FID Inception model with weights: uint8 NHWC -> [N, 2048].
 
-    `model.weights_id` identifies the weight values (for statistics caches).
+    `model.weights_id` identifies the weight values (statistics files record
+    it as their feature network); `model.resize` is the resize mode.
     """
+    check_resize(resize)
     file = find_weights(path, allow_download)
     state = read_weights(file)
-    model = build_inception()
+    model = build_inception(resize)
     assign_weights(model, state)
     model.weights_id = "inception-2015-12-05-" + weights_digest(
         state, model.conv_names
@@ -570,7 +637,9 @@ class FeatureExtractor:
     """Batches uint8 images through the model in fixed-size chunks.
 
     Batches are padded to `batch_size`, so the compiled function is traced
-    once per image size, not once per batch length.
+    once per image size, not once per batch length. `weights_id` (the
+    feature network) and `resize` (the resize mode) say how its features
+    were made; statistics record both.
 
     Args:
         model: the model from `load_inception()`.
@@ -584,6 +653,7 @@ class FeatureExtractor:
         self.model = model
         self.batch_size = int(batch_size)
         self.weights_id = model.weights_id
+        self.resize = model.resize
         self.feature_dim = 2048
 
     def __call__(self, images, progress=False, desc="features"):
@@ -622,6 +692,9 @@ class FeatureExtractor:
         return np.concatenate(out)
 
 
-def feature_extractor(path=None, allow_download=True, batch_size=50):
-    """Load the weights and return a FeatureExtractor."""
-    return FeatureExtractor(load_inception(path, allow_download), batch_size)
+def feature_extractor(
+    path=None, allow_download=True, batch_size=50, resize=DEFAULT_RESIZE
+):
+    """Load the weights and return a FeatureExtractor (resize: its mode)."""
+    model = load_inception(path, allow_download, resize)
+    return FeatureExtractor(model, batch_size)

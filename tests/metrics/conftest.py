@@ -44,6 +44,7 @@ def reference():
 
 @pytest.fixture(scope="session")
 def extractor(weights_npz):
+    """In half-pixel mode, the mode of the reference features."""
     from metrics.inception import feature_extractor
 
-    return feature_extractor(weights_npz, batch_size=50)
+    return feature_extractor(weights_npz, batch_size=50, resize="half-pixel")

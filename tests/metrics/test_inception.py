@@ -21,24 +21,102 @@ NUM_REFERENCE = 48  # of the 100 reference images, to keep CPU time short
 
 
 # --------------------------------------------------------------------------
-# NumPy references for the two ops whose backend semantics vary
+# The resize modes against TensorFlow's own kernels
 
 
-def resize_reference(img, size):
-    """Bilinear, half-pixel centres, no antialias (TF2 tf.image.resize)."""
+def tf_resize(imgs, mode):
+    """The reference: TF1's legacy bilinear or TF2's half-pixel one."""
+    import tensorflow as tf
 
-    def taps(n_in, n_out):
-        x = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
-        x = np.clip(x, 0, n_in - 1)
-        x0 = np.floor(x).astype(int)
-        return x0, np.minimum(x0 + 1, n_in - 1), x - x0
+    x = tf.cast(imgs, tf.float32)
+    if mode == "tf1":
+        return tf.compat.v1.image.resize_bilinear(
+            x, (299, 299), align_corners=False, half_pixel_centers=False
+        ).numpy()
+    return tf.image.resize(x, (299, 299), "bilinear").numpy()
 
-    y0, y1, wy = taps(img.shape[0], size[0])
-    x0, x1, wx = taps(img.shape[1], size[1])
-    rows = img[y0] * (1 - wy)[:, None, None] + img[y1] * wy[:, None, None]
-    return (
-        rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+
+def resize_inputs(size):
+    """Two uint8 images of `size`: noise, so every tap position matters."""
+    rng = np.random.default_rng(size[0] * 7 + size[1])
+    return rng.integers(0, 256, (2,) + tuple(size) + (3,), dtype=np.uint8)
+
+
+SQUARE = [32, 64, 128, 256, 1024]
+MODES = ["tf1", "half-pixel"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "size", [(n, n) for n in SQUARE] + [(17, 600), (640, 480), (299, 299)]
+)
+def test_resize_matches_tf(size, mode):
+    imgs = resize_inputs(size)
+    x = keras.ops.cast(imgs, "float32")
+    got = keras.ops.convert_to_numpy(
+        inception.resize_bilinear(x, (299, 299), mode)
     )
+    np.testing.assert_allclose(got, tf_resize(imgs, mode), rtol=0, atol=1e-4)
+
+
+def test_resize_modes_differ_by_the_half_pixel_shift():
+    # tf1 samples source dst * in / out, half-pixel 0.5 * (1 - in / out)
+    # source pixels earlier: at 32 -> 299 almost half a pixel of a ramp.
+    ramp = np.tile(np.arange(32, dtype=np.uint8) * 8, (1, 32, 1))[..., None]
+    x = keras.ops.cast(ramp, "float32")
+    a = keras.ops.convert_to_numpy(inception.resize_bilinear(x, (299, 299)))
+    b = keras.ops.convert_to_numpy(
+        inception.resize_bilinear(x, (299, 299), "half-pixel")
+    )
+    shift = 0.5 * (1 - 32 / 299) * 8  # grey levels, away from the borders
+    np.testing.assert_allclose((a - b)[0, 5, 40:260, 0], shift, atol=1e-3)
+
+
+def test_preprocess_default_is_tf1_and_scales():
+    imgs = resize_inputs((32, 32))
+    got = keras.ops.convert_to_numpy(inception.preprocess(imgs))
+    np.testing.assert_allclose(
+        got, (tf_resize(imgs, "tf1") - 128) / 128, atol=1e-6
+    )
+    assert inception.DEFAULT_RESIZE == "tf1"
+    with pytest.raises(UserError, match="valid modes: tf1, half-pixel"):
+        inception.preprocess(imgs, "nearest")
+
+
+JAX_RESIZE_SCRIPT = """
+import sys
+import numpy as np, keras
+assert keras.backend.backend() == "jax"
+from metrics import inception
+out = sys.argv[1]
+for line in sys.argv[2:]:
+    h, w, mode = line.split(",")
+    rng = np.random.default_rng(int(h) * 7 + int(w))
+    imgs = rng.integers(0, 256, (2, int(h), int(w), 3), dtype=np.uint8)
+    x = keras.ops.cast(imgs, "float32")
+    y = inception.resize_bilinear(x, (299, 299), mode)
+    np.save(f"{out}/{h}-{w}-{mode}.npy", keras.ops.convert_to_numpy(y))
+print("JAX-OK")
+"""
+
+
+def test_resize_on_jax_backend(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    env["PYTHONPATH"] = str(ROOT)
+    cases = [(n, n, mode) for n in SQUARE for mode in MODES]
+    out = subprocess.run(
+        [sys.executable, "-c", JAX_RESIZE_SCRIPT, str(tmp_path)]
+        + [f"{h},{w},{mode}" for h, w, mode in cases],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0 and "JAX-OK" in out.stdout, out.stderr[-3000:]
+    for h, w, mode in cases:
+        got = np.load(tmp_path / f"{h}-{w}-{mode}.npy")
+        want = tf_resize(resize_inputs((h, w)), mode)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
 
 
 def avg_pool_reference(x):
@@ -50,17 +128,6 @@ def avg_pool_reference(x):
             win = x[:, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
             out[:, i, j] = win.mean(axis=(1, 2))
     return out
-
-
-@pytest.mark.parametrize("src", [(32, 32), (17, 600), (640, 480)])
-def test_preprocess_matches_tf_bilinear(src):
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, size=src + (3,), dtype=np.uint8)
-    got = keras.ops.convert_to_numpy(inception.preprocess(img[None]))[0]
-    want = (resize_reference(img.astype(np.float64), (299, 299)) - 128) / 128
-    # float32 sample coordinates cost up to ~0.03 of a grey level; antialias
-    # or corner-aligned sampling would be off by several grey levels.
-    np.testing.assert_allclose(got, want, atol=2.5e-4)
 
 
 def test_preprocess_tiles_grayscale():
@@ -81,6 +148,8 @@ def test_avg_pool_excludes_padding():
 
 
 def test_features_match_reference(extractor, reference):
+    """In half-pixel mode: the reference features were made that way."""
+    assert extractor.resize == "half-pixel"
     imgs, want = reference
     # 48 images: the extractor pads them to its batch of 50 and drops the pad.
     got = extractor(imgs[:NUM_REFERENCE])
@@ -114,7 +183,7 @@ ref = np.load(ref_path)
 with zipfile.ZipFile(zip_path) as zf:
     imgs = np.stack([np.asarray(Image.open(io.BytesIO(zf.read(str(n))))
                      .convert("RGB")) for n in ref["names"][:2]])
-ext = inception.feature_extractor(weights, batch_size=2)
+ext = inception.feature_extractor(weights, batch_size=2, resize="half-pixel")
 print("MAXDIFF", np.abs(ext(imgs) - ref["features"][:2]).max())
 """
 
