@@ -108,7 +108,7 @@ class Config:
 
 BASE = Config()
 
-ARCHITECTURES = ("msg", "stylegan", "msg-progan", "progan")
+ARCHITECTURES = ("msg", "stylegan", "msg-progan", "msg-progan-bmsg", "progan")
 
 # Reduced channel counts keep CPU runs (demo, tests, CPU real-data checks)
 # to minutes; the architecture and every other default are unchanged.
@@ -190,9 +190,12 @@ _MSG_PROGAN = dict(
 )
 _PROGAN_FAMILIES = {
     "msg-progan": _MSG_PROGAN,
-    # BMSG-GAN's code defaults: lin_cat, relativistic hinge.
+    # BMSG-GAN's code defaults: its networks exactly (image features
+    # concatenated as in lin_cat, see progan.BMSGDiscriminatorBlock),
+    # relativistic hinge.
     "msg-progan-bmsg": {
         **_MSG_PROGAN,
+        "architecture": "msg-progan-bmsg",
         "combine": "lin_cat",
         "loss": "relativistic-hinge",
     },

@@ -19,6 +19,7 @@ ARCHITECTURES = {
     "msg": ("stylegan", "msg"),  # MSG-StyleGAN
     "stylegan": ("stylegan", "stylegan"),  # StyleGAN (single-input D)
     "msg-progan": ("progan", "msg"),  # MSG-ProGAN (SPEC section 11)
+    "msg-progan-bmsg": ("progan", "bmsg"),  # BMSG-GAN's code, exactly
     "progan": ("progan", "progan"),  # ProGAN
 }
 
@@ -79,7 +80,10 @@ def build_generator(cfg, name="G", dtype=None):
     )
     if family == "progan":
         G = ProGANGenerator(
-            pixel_norm=cfg.pixel_norm, equalized_lr=cfg.equalized_lr, **common
+            pixel_norm=cfg.pixel_norm,
+            equalized_lr=cfg.equalized_lr,
+            bmsg=cfg.architecture == "msg-progan-bmsg",
+            **common,
         )
     else:
         G = Generator(

@@ -76,8 +76,13 @@ def _g_conv(filters, name, equalized_lr, dtype):
     )
 
 
-def _g_torgb(img_channels, equalized_lr, dtype):
-    """The linear 1x1 RGB head with bias (gain 1), equalized or plain."""
+def _g_torgb(img_channels, equalized_lr, dtype, gain=1.0):
+    """The linear 1x1 RGB head with bias (gain 1), equalized or plain;
+    BMSG-GAN's code scales it with gain sqrt(2) like every other layer."""
+    if equalized_lr and gain != 1.0:
+        return EqualizedConv2D(
+            img_channels, 1, gain=gain, name="torgb", dtype=dtype
+        )
     if equalized_lr:
         return ToRGB(img_channels, name="torgb", dtype=dtype)
     return keras.layers.Conv2D(
@@ -101,7 +106,10 @@ class ProGANGeneratorBlock(keras.layers.Layer):
     transposed conv on a 1x1 input, whose equalized-lr fan-in is
     4 * 4 * z_dim, so its run-time scale sqrt(2) / sqrt(16 * z_dim) is
     sqrt(2) / 4 over the dense layer's own fan-in (NVIDIA's ProGAN writes
-    the same gain; BMSG-GAN's equalized deconv gives the same scale).
+    the same gain). BMSG-GAN's code (`bmsg=True`) scales its deconv by
+    sqrt(2) / sqrt(z_dim), 4x more (its fan-in is the input channels
+    alone), has no pixel norm between the 4x4 layer and its 3x3 conv, and
+    gives toRGB gain sqrt(2).
 
     MSG-GAN v1's generator (BMSG-GAN's first code) had neither pixel norm
     nor equalized lr (it also spectrally normalised its 3x3 convs and put a
@@ -122,6 +130,7 @@ class ProGANGeneratorBlock(keras.layers.Layer):
         res: int. channels: int, C(res). img_channels: int.
         pixel_norm: bool, pixel norm after every conv (ProGAN).
         equalized_lr: bool, equalized-lr layers (run-time He scale).
+        bmsg: bool, BMSG-GAN's code's gains and 4x4 block (above).
     """
 
     def __init__(
@@ -131,6 +140,7 @@ class ProGANGeneratorBlock(keras.layers.Layer):
         img_channels=3,
         pixel_norm=True,
         equalized_lr=True,
+        bmsg=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -139,16 +149,18 @@ class ProGANGeneratorBlock(keras.layers.Layer):
         self.img_channels = img_channels
         self.pixel_norm = pixel_norm
         self.equalized_lr = equalized_lr
+        self.bmsg = bmsg
         dt, eq = self.dtype_policy, equalized_lr
         if res == 4:
             # The bias is per channel, added after the reshape, as ProGAN.
-            self.dense = _g_dense(16 * channels, SQRT2 / 4, eq, dt)
+            gain = SQRT2 if bmsg else SQRT2 / 4
+            self.dense = _g_dense(16 * channels, gain, eq, dt)
             self.conv0 = None
         else:
             self.dense = None
             self.conv0 = _g_conv(channels, "conv0", eq, dt)
         self.conv1 = _g_conv(channels, "conv1", eq, dt)
-        self.torgb = _g_torgb(img_channels, eq, dt)
+        self.torgb = _g_torgb(img_channels, eq, dt, SQRT2 if bmsg else 1.0)
 
     def build(self, x_shape):
         # x_shape: [N, z_dim] at 4x4, else [N, res/2, res/2, C(res/2)].
@@ -173,10 +185,11 @@ class ProGANGeneratorBlock(keras.layers.Layer):
             x = self.dense(x)
             x = ops.reshape(x, (-1, 4, 4, self.channels))  # [NHWC]
             x = msg_ops.lrelu(x + ops.cast(self.bias, x.dtype))
+            if not self.bmsg:  # BMSG-GAN: no pixel norm before the 3x3 conv
+                x = self._norm(x)
         else:
             # Nearest upsampling, then the first conv.
-            x = self.conv0(msg_ops.upsample2d(x))
-        x = self._norm(x)
+            x = self._norm(self.conv0(msg_ops.upsample2d(x)))
         return self._norm(self.conv1(x))
 
     def get_config(self):
@@ -187,6 +200,7 @@ class ProGANGeneratorBlock(keras.layers.Layer):
             "img_channels": self.img_channels,
             "pixel_norm": self.pixel_norm,
             "equalized_lr": self.equalized_lr,
+            "bmsg": self.bmsg,
         }
 
 
@@ -218,6 +232,8 @@ class ProGANGenerator(keras.Model):
             its code fed z ~ N(0, I) to the first layer as drawn.
         equalized_lr: bool, equalized-lr layers; False is MSG-GAN v1's
             plain layers, He-initialised (see `ProGANGeneratorBlock`).
+        bmsg: bool, BMSG-GAN's code's gains and 4x4 block
+            (`ProGANGeneratorBlock`).
     """
 
     num_ws = 0
@@ -233,6 +249,7 @@ class ProGANGenerator(keras.Model):
         progressive=False,
         pixel_norm=True,
         equalized_lr=True,
+        bmsg=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -245,6 +262,7 @@ class ProGANGenerator(keras.Model):
         self.progressive = progressive
         self.pixel_norm = pixel_norm
         self.equalized_lr = equalized_lr
+        self.bmsg = bmsg
         self.resolutions = resolutions_for(img_resolution)
         self.blocks = [
             ProGANGeneratorBlock(
@@ -253,6 +271,7 @@ class ProGANGenerator(keras.Model):
                 img_channels,
                 pixel_norm=pixel_norm,
                 equalized_lr=equalized_lr,
+                bmsg=bmsg,
                 name=f"b{res}",
                 dtype=self.dtype_policy,
             )
@@ -380,6 +399,7 @@ class ProGANGenerator(keras.Model):
             "progressive": self.progressive,
             "pixel_norm": self.pixel_norm,
             "equalized_lr": self.equalized_lr,
+            "bmsg": self.bmsg,
         }
 
 
@@ -748,6 +768,105 @@ class ProGANDiscriminatorEpilogue(ProGANDiscriminatorBlock):
         }
 
 
+def _linear_fromrgb(channels, dtype):
+    """BMSG-GAN's fromRGB: a linear 1x1 conv with bias, gain sqrt(2)."""
+    return EqualizedConv2D(channels, 1, gain=SQRT2, name="fromrgb", dtype=dtype)
+
+
+def _bmsg_mbstd(x):
+    """BMSG-GAN's minibatch stddev: one scalar over the whole batch (every
+    feature and pixel), appended as one constant feature map."""
+    dtype = x.dtype
+    y = ops.cast(x, "float32")
+    y = y - ops.mean(y, axis=0, keepdims=True)  # [NHWC] subtract batch mean
+    y = ops.sqrt(ops.mean(ops.square(y), axis=0) + 1e-8)  # [HWC] stddev
+    y = ops.reshape(ops.mean(y), (1, 1, 1, 1))  # [1111] one scalar
+    y = ops.broadcast_to(y, (ops.shape(x)[0], x.shape[1], x.shape[2], 1))
+    return ops.concatenate([x, ops.cast(y, dtype)], axis=-1)  # [NHW(C+1)]
+
+
+class BMSGDiscriminatorBlock(ProGANDiscriminatorBlock):
+    """A block of BMSG-GAN's discriminator, as its code builds it.
+
+    Below the top, the scale's image enters through a linear fromRGB to
+    C(res) / 2 channels, concatenated in front of the C(res) / 2 features
+    from above, so the convs see C(res): 3x3 C(res) -> C(res), 3x3 C(res)
+    -> `out_channels` (C(res / 2) / 2), each with lrelu, then 2x2 average
+    pooling. The top block reads the full-size image through a linear
+    fromRGB to C(res).
+
+    Args:
+        res: int. channels: int, C(res). out_channels: int.
+        img_channels: int. top: bool, the full-resolution block.
+    """
+
+    def __init__(
+        self, res, channels, out_channels, img_channels=3, top=False, **kwargs
+    ):
+        super().__init__(
+            res, channels, out_channels, img_channels=img_channels, **kwargs
+        )
+        self.top = top
+        rgb = channels if top else max(channels // 2, 1)
+        self.fromrgb_layer = _linear_fromrgb(rgb, self.dtype_policy)
+
+    def _enter(self, x, img, from_rgb):
+        check_spatial(self, x, self.res)
+        if self.top:
+            return self.fromrgb_layer(x)
+        check_spatial(self, img, self.res)
+        y = self.fromrgb_layer(ops.cast(img, x.dtype))
+        return ops.concatenate([y, x], axis=-1)  # image features first
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("combine")
+        config.pop("fromrgb")
+        return {**config, "top": self.top}
+
+
+class BMSGDiscriminatorEpilogue(ProGANDiscriminatorEpilogue):
+    """BMSG-GAN's final block: linear fromRGB to C(4) / 2 concatenated in
+    front of the C(4) / 2 features, minibatch stddev over the whole batch,
+    3x3 conv -> lrelu -> 4x4 valid conv (`fc`) -> lrelu -> a 1x1 conv to
+    one logit with gain sqrt(2), as every layer of that code.
+
+    Args:
+        channels: int, C(4). img_channels: int.
+    """
+
+    def __init__(self, channels, img_channels=3, **kwargs):
+        super().__init__(channels, img_channels=img_channels, **kwargs)
+        self.fromrgb_layer = _linear_fromrgb(
+            max(channels // 2, 1), self.dtype_policy
+        )
+
+    def _make_convs(self):
+        dt = self.dtype_policy
+        self.conv = _conv(self.channels, 3, False, "conv", dt)
+        self.fc = _dense(self.channels, False, "fc", dt)
+        self.out = _dense(1, False, "out", dt, gain=SQRT2, activation=None)
+
+    def in_channels(self):
+        return self.channels + 1
+
+    _enter = BMSGDiscriminatorBlock._enter
+    top = False
+
+    def call(self, x, img=None, from_rgb=None):
+        x = _bmsg_mbstd(self._enter(x, img, from_rgb))
+        x = self.conv(x)
+        x = ops.reshape(x, (-1, 16 * self.channels))  # [N, 4*4*C]
+        return self.out(self.fc(x))  # [N, 1]
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("combine", "fromrgb", "mbstd_group_size"):
+            config.pop(key)
+        config.pop("mbstd_num_features")
+        return config
+
+
 class ProGANDiscriminator(keras.Model):
     """Images -> one logit per sample: the MSG-ProGAN or ProGAN critic.
 
@@ -788,9 +907,10 @@ class ProGANDiscriminator(keras.Model):
     ):
         super().__init__(**kwargs)
         check_resolution(img_resolution)
-        if architecture not in ("msg", "progan"):
+        if architecture not in ("msg", "progan", "bmsg"):
             raise ValueError(
-                f"architecture must be 'msg' or 'progan', got '{architecture}'"
+                "architecture must be 'msg', 'progan' or 'bmsg', got "
+                f"'{architecture}'"
             )
         if progressive and architecture != "progan":
             raise ValueError(
@@ -809,7 +929,8 @@ class ProGANDiscriminator(keras.Model):
         self.mbstd_num_features = mbstd_num_features
         self.resolutions = resolutions_for(img_resolution)
         msg = architecture == "msg"
-        self.num_inputs = len(self.resolutions) if msg else 1
+        multi = architecture in ("msg", "bmsg")
+        self.num_inputs = len(self.resolutions) if multi else 1
         common = dict(
             img_channels=img_channels,
             spectral_norm=spectral_norm,
@@ -820,6 +941,23 @@ class ProGANDiscriminator(keras.Model):
             return channels_for(res, channel_base, channel_max)
 
         get_combine(combine)  # an unknown name fails for every architecture
+        if architecture == "bmsg":
+            # BMSG-GAN's code: image and block features share C(res).
+            self.blocks = [
+                BMSGDiscriminatorBlock(
+                    res,
+                    ch(res),
+                    max(ch(res // 2) // 2, 1),
+                    top=res == img_resolution,
+                    name=f"b{res}",
+                    **common,
+                )
+                for res in reversed(self.resolutions[1:])
+            ]
+            self.epilogue = BMSGDiscriminatorEpilogue(
+                ch(4), name="b4", **common
+            )
+            return
         self.blocks = [
             ProGANDiscriminatorBlock(
                 res,
@@ -862,8 +1000,9 @@ class ProGANDiscriminator(keras.Model):
         by_res = {img.shape[1]: img for img in imgs}
         # The top block reads the full-size image; lower ones combine theirs.
         x = imgs[-1]
+        bmsg = self.architecture == "bmsg"
         for block in self.blocks + [self.epilogue]:
-            img = by_res.get(block.res) if block.combine else None
+            img = by_res.get(block.res) if block.combine or bmsg else None
             x = block(x, img, training=training)
         return x
 
@@ -876,7 +1015,8 @@ class ProGANDiscriminator(keras.Model):
         for b in self.blocks + [self.epilogue]:
             r, c, p = b.res, b.channels, f"b{b.res}"
             if b.fromrgb_layer is not None:
-                rows.append((f"{p}/fromrgb", b.fromrgb_layer, (n, r, r, c)))
+                f = getattr(b.fromrgb_layer, "filters", c)
+                rows.append((f"{p}/fromrgb", b.fromrgb_layer, (n, r, r, f)))
             if b.combine_layer is not None:
                 out = (n, r, r, b.combine_layer.output_channels())
                 rows.append((f"{p}/combine", b.combine_layer, out))

@@ -549,3 +549,86 @@ def test_forward_and_gradient_on_jax_backend():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "JAX-OK" in proc.stdout
+
+
+def test_bmsg_discriminator_parameter_counts_at_1024_and_256():
+    # BMSG-GAN's code (sourcecode/MSG_GAN/GAN.py, Discriminator, with
+    # feature_size 512; CustomLayers.py), every layer with a bias:
+    # conv(k, cin, cout) = k*k*cin*cout + cout.
+    #   top fromRGB 3 -> C(R):            3*C + C
+    #   block at r: fromRGB 3 -> C(r)/2 (not at the top), conv 3x3
+    #     C(r) -> C(r), conv 3x3 C(r) -> C(r/2)/2:
+    #     r = 8, 16, 32: 3*256+256, 9*512*512+512, 9*512*256+256
+    #     r = 64: 3*128+128, 9*256*256+256 twice; 128: 3*64+64,
+    #     9*128*128+128 twice; 256: 3*32+32, 9*64*64+64 twice;
+    #     512: 3*16+16, 9*32*32+32 twice; 1024: 9*16*16+16 twice
+    #   final: fromRGB 3 -> 256, conv 3x3 513 -> 512, conv 4x4 512 -> 512,
+    #     conv 1x1 512 -> 1.
+    def conv(k, cin, cout):
+        return k * k * cin * cout + cout
+
+    low = 3 * (conv(1, 3, 256) + conv(3, 512, 512) + conv(3, 512, 256))
+    final = conv(1, 3, 256) + conv(3, 513, 512) + conv(4, 512, 512)
+    final += conv(1, 512, 1)
+    b64 = conv(1, 3, 128) + 2 * conv(3, 256, 256)
+    b128 = conv(1, 3, 64) + 2 * conv(3, 128, 128)
+    d256 = conv(1, 3, 64) + 2 * conv(3, 64, 64) + b128 + b64 + low + final
+    b256 = conv(1, 3, 32) + 2 * conv(3, 64, 64)
+    b512 = conv(1, 3, 16) + 2 * conv(3, 32, 32)
+    d1024 = conv(1, 3, 16) + 2 * conv(3, 16, 16) + b512 + b256
+    d1024 += b128 + b64 + low + final
+    assert (d1024, d256) == (18_756_321, 18_733_185)
+    for res, want in ((1024, d1024), (256, d256)):
+        D = ProGANDiscriminator(res, architecture="bmsg")
+        D.build([(None, r, r, 3) for r in D.resolutions])
+        assert count_params(D) == want
+    # Its generator has ProGAN's weights (only scales and a norm differ).
+    G = ProGANGenerator(1024, bmsg=True)
+    G.build((None, 512))
+    assert count_params(G) == 23_079_115
+
+
+def test_bmsg_discriminator_against_numpy():
+    D = make_d(8, architecture="bmsg", channel_base=64, channel_max=8)
+    b8, end = D.blocks[0], D.epilogue
+    assert (b8.fromrgb_layer.filters, end.fromrgb_layer.filters) == (8, 4)
+    assert b8.out_channels == 4  # C(4) / 2: image + features = C(4)
+    rng = np.random.default_rng(3)
+    imgs = [rng.normal(size=(5, r, r, 3)).astype("float32") for r in (4, 8)]
+    got = np.asarray(D(imgs))
+    # Top: linear fromRGB (gain sqrt 2) -> two lrelu 3x3 convs -> pool.
+    rgb = imgs[1] @ scaled(b8.fromrgb_layer)[0, 0] + b8.fromrgb_layer.bias
+    x = lrelu(conv3x3(rgb, scaled(b8.conv0), b8.conv0.bias))
+    x = down(lrelu(conv3x3(x, scaled(b8.conv1), b8.conv1.bias)))
+    # 4x4: [fromRGB(image), features], stddev over the WHOLE batch.
+    y = imgs[0] @ scaled(end.fromrgb_layer)[0, 0] + end.fromrgb_layer.bias
+    x = np.concatenate([y, x], -1)
+    sd = np.sqrt(((x - x.mean(0)) ** 2).mean(0) + 1e-8).mean()
+    x = np.concatenate([x, np.full(x.shape[:3] + (1,), sd)], -1)
+    x = lrelu(conv3x3(x, scaled(end.conv), end.conv.bias)).reshape(5, -1)
+    x = lrelu(x @ scaled(end.fc) + end.fc.bias)
+    want = x @ scaled(end.out) + end.out.bias
+    assert end.out.weight_scale == pytest.approx(math.sqrt(2) / math.sqrt(8))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_bmsg_generator_4x4_block_and_gains():
+    G = make_g(8, bmsg=True)
+    P = make_g(8)
+    b4 = G.blocks[0]
+    # The deconv's scale sqrt(2) / sqrt(z_dim) (ProGAN: a quarter of it).
+    assert b4.dense.weight_scale == pytest.approx(math.sqrt(2 / Z))
+    assert P.blocks[0].dense.weight_scale * 4 == pytest.approx(
+        b4.dense.weight_scale
+    )
+    assert b4.torgb.weight_scale == pytest.approx(math.sqrt(2 / b4.channels))
+    z = latents(3)
+    zn = pixel_norm(z)
+    x = (zn @ scaled(b4.dense)).reshape(3, 4, 4, -1)
+    x = lrelu(x + np.asarray(b4.bias))  # no pixel norm here (BMSG-GAN)
+    x = pixel_norm(lrelu(conv3x3(x, scaled(b4.conv1), b4.conv1.bias)))
+    want = x @ scaled(b4.torgb)[0, 0] + b4.torgb.bias
+    np.testing.assert_allclose(np.asarray(G(z)[0]), want, rtol=1e-4, atol=1e-4)
+    for model in (G, make_d(8, architecture="bmsg")):
+        clone = type(model).from_config(model.get_config())
+        assert clone.get_config() == model.get_config()
