@@ -2,20 +2,83 @@
 
 The statistics FID needs (Heusel et al. 2017, arXiv 1706.08500) and the raw
 features KID needs (Binkowski et al. 2018, arXiv 1801.01401), accumulated
-batch by batch so 50k images never sit in memory as one array.
+batch by batch so 50k images never sit in memory as one array. Statistics
+record how they were made (the resize mode and the feature network), and
+statistics made differently are never combined.
 """
 
 import hashlib
 import json
 import os
+import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 from dnnlib import interrupt
 from dnnlib.util import Progress, UserError, atomic_write
-from metrics.inception import cache_dir
+from metrics.inception import DEFAULT_RESIZE, cache_dir, check_resize
 
-STATS_VERSION = 1  # bump when the meaning of cached statistics changes
+STATS_VERSION = 2  # bump when the meaning of cached statistics changes
+
+# The network every FID statistics file from elsewhere is assumed to use.
+STANDARD_NETWORK = "inception-2015-12-05"
+# `weights_id` of the inception-2015-12-05 weights (pytorch-fid's .pth and
+# ../shared/data/fid-inception-2015-12-05 hold the same values).
+SHARED_NETWORK = "inception-2015-12-05-faa37c74cec4860f"
+
+# Plain mu/sigma files whose making is documented elsewhere, by sha256:
+# the statistics in ../shared/data (see their READMEs) were computed in
+# half-pixel mode with the shared weights.
+KNOWN_STATS = {
+    "fe101227aa4c378e284b520ad6461aa62dfb0c25e78d7156b08781a2bc433f9a": (
+        "half-pixel",
+        SHARED_NETWORK,
+    ),  # cifar10-jpeg/fid_stats_cifar10jpeg_train50k.npz
+    "d8645894da2a05f518528193e032a37fae608c2cf11fee8411e6d878a4c777ab": (
+        "half-pixel",
+        SHARED_NETWORK,
+    ),  # flowers5-128/fid_stats_flowers5_128_all.npz
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How statistics were made.
+
+    Args:
+        resize: the resize mode to 299x299 (`--fid-resize`).
+        network: the feature network's `weights_id`, or the standard
+            network's name where a file does not record its weights.
+    """
+
+    resize: str
+    network: str
+
+    def same_network(self, other):
+        """Equal ids, or one of them only names the standard network."""
+        if self.network == other.network:
+            return True
+        names = (self.network, other.network)
+        return STANDARD_NETWORK in names and all(
+            n.startswith(STANDARD_NETWORK) for n in names
+        )
+
+
+def check_same_origin(a, b, label_a="A", label_b="B"):
+    """Raise a one-line UserError if two statistics were made differently."""
+    if a.resize != b.resize:
+        raise UserError(
+            f"{label_a} was made with --fid-resize={a.resize} but {label_b} "
+            f"with --fid-resize={b.resize}; statistics made differently "
+            "cannot be compared"
+        )
+    if not a.same_network(b):
+        raise UserError(
+            f"{label_a} comes from the feature network {a.network} but "
+            f"{label_b} from {b.network}; statistics made differently "
+            "cannot be compared"
+        )
 
 
 class FeatureStats:
@@ -28,11 +91,13 @@ class FeatureStats:
     Args:
         max_items: stop accepting features after this many (None: no limit).
         capture_all: also keep every feature vector (KID needs them).
+        origin: how the features were made (`Origin`), or None.
     """
 
-    def __init__(self, max_items=None, capture_all=False):
+    def __init__(self, max_items=None, capture_all=False, origin=None):
         self.max_items = max_items
         self.capture_all = capture_all
+        self.origin = origin
         self.num_items = 0
         self.dim = None
         self.mean = None
@@ -85,9 +150,13 @@ class FeatureStats:
         return np.concatenate(self.all)
 
     def save(self, path):
-        """Write `mu`, `sigma`, `num_items` (and `features`) atomically."""
+        """Write `mu`, `sigma`, `num_items`, the origin (`resize`, `network`
+        strings) and, with capture_all, `features`, atomically."""
         mu, sigma = self.mean_cov()
         arrays = dict(mu=mu, sigma=sigma, num_items=np.int64(self.num_items))
+        if self.origin is not None:
+            arrays["resize"] = np.array(self.origin.resize)
+            arrays["network"] = np.array(self.origin.network)
         if self.capture_all:
             arrays["features"] = self.features()
         folder = os.path.dirname(os.path.abspath(path))
@@ -100,6 +169,8 @@ class FeatureStats:
         """Read what `save()` wrote."""
         with np.load(path, allow_pickle=False) as f:
             stats = cls(capture_all="features" in f.files)
+            if "resize" in f.files and "network" in f.files:
+                stats.origin = Origin(str(f["resize"]), str(f["network"]))
             stats.num_items = int(f["num_items"])
             stats.mean = f["mu"].astype(np.float64)
             stats.m2 = f["sigma"].astype(np.float64) * (stats.num_items - 1)
@@ -110,8 +181,24 @@ class FeatureStats:
         return stats
 
 
-def load_mean_cov(path):
-    """(mu, sigma) float64 from any FID statistics .npz with `mu`/`sigma`."""
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_fid_stats(path, assume_resize=None):
+    """(mu, sigma, Origin) from any FID statistics .npz with `mu`/`sigma`.
+
+    The origin comes from the file (this project's files record `resize`
+    and `network`), else from `KNOWN_STATS` (files documented elsewhere,
+    such as ../shared/data's), else from `assume_resize` (the user says how
+    a plain file was made), else it is assumed: TF1's resize and the
+    standard network, as TTUR's precomputed statistics, with a warning.
+    A stated mode that contradicts a recorded one is an error.
+    """
     try:
         with np.load(path, allow_pickle=False) as f:
             if "mu" not in f.files or "sigma" not in f.files:
@@ -121,13 +208,35 @@ def load_mean_cov(path):
                 )
             mu = f["mu"].astype(np.float64)
             sigma = f["sigma"].astype(np.float64)  # often stored as float32
+            recorded = None
+            if "resize" in f.files and "network" in f.files:
+                recorded = Origin(str(f["resize"]), str(f["network"]))
+        if recorded is None:
+            known = KNOWN_STATS.get(_sha256(path))
+            recorded = Origin(*known) if known else None
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read statistics '{path}': {e}")
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise UserError(
             f"'{path}': mu {mu.shape} and sigma {sigma.shape} do not match"
         )
-    return mu, sigma
+    if recorded is not None:
+        check_resize(recorded.resize)
+        if assume_resize is not None and assume_resize != recorded.resize:
+            raise UserError(
+                f"'{path}' was made with --fid-resize={recorded.resize}, "
+                f"not the --stats-resize={assume_resize} given"
+            )
+        return mu, sigma, recorded
+    if assume_resize is not None:
+        return mu, sigma, Origin(check_resize(assume_resize), STANDARD_NETWORK)
+    print(
+        f"warning: '{path}' does not record how it was made; assuming "
+        f"--fid-resize={DEFAULT_RESIZE} and {STANDARD_NETWORK} (as TTUR's "
+        "statistics); pass --stats-resize=MODE to state it",
+        file=sys.stderr,
+    )
+    return mu, sigma, Origin(DEFAULT_RESIZE, STANDARD_NETWORK)
 
 
 def dataset_cache_key(path, **options):
@@ -147,12 +256,13 @@ def dataset_cache_key(path, **options):
     return key
 
 
-def stats_cache_path(cache_key, weights_id, max_items, capture_all):
+def stats_cache_path(cache_key, origin, max_items, capture_all):
     """The cache file for a key: `<cache>/fid-stats/<sha>.npz`."""
     blob = json.dumps(
         dict(
             key=cache_key,
-            weights=weights_id,
+            weights=origin.network,
+            resize=origin.resize,
             max_items=max_items,
             capture_all=bool(capture_all),
             version=STATS_VERSION,
@@ -178,19 +288,25 @@ def compute_stats_for_images(
     Reads batches until `max_items` images (or the iterable ends). With a
     `cache_key` (any JSON-serialisable value, e.g. `dataset_cache_key()`),
     the result is stored under the cache folder and later calls with the
-    same key, weights and options read it back without touching the data.
+    same key, weights, resize mode and options read it back without touching
+    the data.
 
     Returns:
-        FeatureStats (`mean_cov()`, and `features()` when capture_all).
+        FeatureStats (`mean_cov()`, `origin`, and `features()` when
+        capture_all).
     """
+    origin = Origin(extractor.resize, extractor.weights_id)
     path = None
     if cache_key is not None:
-        path = stats_cache_path(
-            cache_key, extractor.weights_id, max_items, capture_all
-        )
+        path = stats_cache_path(cache_key, origin, max_items, capture_all)
         if os.path.isfile(path):
-            return FeatureStats.load(path)
-    stats = FeatureStats(max_items=max_items, capture_all=capture_all)
+            stats = FeatureStats.load(path)
+            if stats.origin != origin:  # a hash collision or a stray file
+                raise UserError(f"cache file '{path}' was made differently")
+            return stats
+    stats = FeatureStats(
+        max_items=max_items, capture_all=capture_all, origin=origin
+    )
     bar = Progress(max_items, desc) if progress else None
     for images in batches:
         interrupt.check()  # a signal during training abandons the metric

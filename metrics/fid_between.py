@@ -2,7 +2,8 @@
 
 Each set is a folder of images, a .zip of images (optionally `path.zip:prefix/`
 to use only the members under a prefix) or an FID statistics .npz holding
-`mu` and `sigma`.
+`mu` and `sigma`. Both sides must be made with the same resize mode and
+feature network; the statistics this command writes record both.
 """
 
 import argparse
@@ -16,16 +17,32 @@ import zipfile
 import numpy as np
 
 from dnnlib.util import UserError, format_time, run_cli
+from metrics import DEFAULT_RESIZE, RESIZE_MODES
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 EPILOG = """examples:
-  # CIFAR-10 test split against the train statistics
+  # CIFAR-10 test split against ../shared's train statistics, which were
+  # made in half-pixel mode (recognised by their hash)
   python -m metrics.fid_between data/cifar10_jpeg.zip:test/ \\
-      data/fid_stats_cifar10jpeg_train50k.npz --inception=weights.npz
+      data/fid_stats_cifar10jpeg_train50k.npz --fid-resize=half-pixel
 
   # two folders of samples, FID and KID on the first 5000 of each
   python -m metrics.fid_between out/run1 out/run2 --max-images=5000 --kid
+
+  # write a set's statistics (they record --fid-resize and the network)
+  python -m metrics.fid_between data/cifar10_jpeg.zip:train/ \\
+      --save-stats=cifar10-train-tf1.npz
+
+  # a plain mu/sigma file from pytorch-fid (half-pixel) instead of TTUR's
+  python -m metrics.fid_between samples/ pytorch_fid_stats.npz \\
+      --stats-resize=half-pixel --fid-resize=half-pixel
+
+Resize modes (--fid-resize): tf1 is TensorFlow 1's bilinear resize inside
+the inception-2015-12-05 graph (TTUR, NVlabs, the published FIDs);
+half-pixel is pytorch-fid's and tf.image.resize's. A .npz that does not
+record its mode is taken as tf1, with a warning, unless --stats-resize says
+otherwise.
 """
 
 
@@ -133,27 +150,40 @@ def npz_features(label, path):
     )
 
 
-def source_stats(label, source, extractor, max_images, need_features):
-    """(mu, sigma, features or None, number of images) of one set."""
-    from metrics.feature_stats import compute_stats_for_images, load_mean_cov
+def source_stats(
+    label, source, extractor, max_images, need_features, stats_resize=None
+):
+    """(mu, sigma, features or None, number of images, Origin) of one set.
+
+    A .npz gives its recorded (or known, or stated, or assumed) origin;
+    images are made with the extractor's resize mode and network.
+    """
+    from metrics.feature_stats import load_fid_stats
 
     if isinstance(source, str):
-        mu, sigma = load_mean_cov(source)
+        mu, sigma, origin = load_fid_stats(source, stats_resize)
         feats = npz_features(label, source) if need_features else None
-        return mu, sigma, feats, None
+        return mu, sigma, feats, None, origin
+    stats = image_stats(label, source, extractor, max_images, need_features)
+    mu, sigma = stats.mean_cov()
+    feats = stats.features() if need_features else None
+    return mu, sigma, feats, stats.num_items, stats.origin
+
+
+def image_stats(label, source, extractor, max_images, need_features):
+    """FeatureStats of an ImageSet's first `max_images` images."""
+    from metrics.feature_stats import compute_stats_for_images
+
     n = len(source.names)
     if max_images:
         n = min(n, max_images)
-    stats = compute_stats_for_images(
+    return compute_stats_for_images(
         source.batches(extractor.batch_size, n),
         extractor,
         max_items=n,
         capture_all=need_features,
         desc=label,
     )
-    mu, sigma = stats.mean_cov()
-    feats = stats.features() if need_features else None
-    return mu, sigma, feats, stats.num_items
 
 
 def positive_int(text):
@@ -175,7 +205,13 @@ def parse_args(argv):
     )
     g = p.add_argument_group("image sets")
     g.add_argument("a", metavar="A", help="folder, .zip[:prefix] or .npz")
-    g.add_argument("b", metavar="B", help="folder, .zip[:prefix] or .npz")
+    g.add_argument(
+        "b",
+        metavar="B",
+        nargs="?",
+        default=None,
+        help="folder, .zip[:prefix] or .npz (omit with --save-stats)",
+    )
     g.add_argument(
         "--max-images",
         metavar="N",
@@ -183,7 +219,31 @@ def parse_args(argv):
         default=None,
         help="use the first N images of each set (default: all)",
     )
+    g.add_argument(
+        "--save-stats",
+        metavar="PATH",
+        default=None,
+        help="write the statistics of the images A to PATH (.npz, with "
+        "features when --kid) instead of comparing with B (default: none)",
+    )
     g = p.add_argument_group("computation")
+    g.add_argument(
+        "--fid-resize",
+        metavar="MODE",
+        choices=RESIZE_MODES,
+        default=DEFAULT_RESIZE,
+        help="resize to 299x299: tf1 (TF1's legacy bilinear, as the "
+        "published FIDs) or half-pixel (pytorch-fid's) "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--stats-resize",
+        metavar="MODE",
+        choices=RESIZE_MODES,
+        default=None,
+        help="the resize mode of a .npz that does not record one "
+        "(default: assume tf1, as TTUR's files, with a warning)",
+    )
     g.add_argument(
         "--inception",
         metavar="PATH",
@@ -206,26 +266,71 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def save_stats(args, a):
+    """`--save-stats`: the statistics of the images A, written to a file."""
+    from metrics.inception import feature_extractor
+
+    if not isinstance(a, ImageSet):
+        raise UserError("--save-stats needs images as A, not a .npz")
+    start = time.time()
+    extractor = feature_extractor(
+        args.inception, batch_size=args.batch, resize=args.fid_resize
+    )
+    stats = image_stats("A", a, extractor, args.max_images, args.kid)
+    try:
+        stats.save(args.save_stats)
+    except OSError as e:
+        raise UserError(f"cannot write '{args.save_stats}': {e}")
+    print(
+        f"images A {stats.num_items} time {format_time(time.time() - start)}"
+        f" resize={stats.origin.resize} network={stats.origin.network}"
+    )
+    print(f"wrote {args.save_stats}")
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if (args.b is None) == (args.save_stats is None):
+        raise UserError("give either B to compare with, or --save-stats=PATH")
     a = open_source("A", args.a)
+    if args.save_stats is not None:
+        return save_stats(args, a)
     b = open_source("B", args.b)
-    if args.kid:  # fail before the slow part
-        for label, src in (("A", a), ("B", b)):
-            if isinstance(src, str):
-                npz_features(label, src)
+    from metrics.feature_stats import (
+        STANDARD_NETWORK,
+        Origin,
+        check_same_origin,
+    )
+
+    # Statistics files first: made differently from each other, or from
+    # the images' --fid-resize, they fail before the slow part.
+    done = {}
+    for label, src in (("A", a), ("B", b)):
+        if isinstance(src, str):
+            done[label] = source_stats(
+                label, src, None, None, args.kid, args.stats_resize
+            )
+    if len(done) == 1:
+        [(label, st)] = done.items()
+        other = "B" if label == "A" else "A"
+        images = Origin(args.fid_resize, STANDARD_NETWORK)
+        check_same_origin(images, st[4], f"{other} (images)", label)
     start = time.time()
-    extractor = None
-    if isinstance(a, ImageSet) or isinstance(b, ImageSet):
+    if len(done) < 2:
         from metrics.inception import feature_extractor
 
-        extractor = feature_extractor(args.inception, batch_size=args.batch)
-    mu_a, s_a, f_a, n_a = source_stats(
-        "A", a, extractor, args.max_images, args.kid
-    )
-    mu_b, s_b, f_b, n_b = source_stats(
-        "B", b, extractor, args.max_images, args.kid
-    )
+        extractor = feature_extractor(
+            args.inception, batch_size=args.batch, resize=args.fid_resize
+        )
+        for label, src in (("A", a), ("B", b)):
+            if label not in done:
+                done[label] = source_stats(
+                    label, src, extractor, args.max_images, args.kid
+                )
+    mu_a, s_a, f_a, n_a, o_a = done["A"]
+    mu_b, s_b, f_b, n_b, o_b = done["B"]
+    check_same_origin(o_a, o_b)
     if mu_a.shape != mu_b.shape:
         raise UserError(
             f"A has {len(mu_a)}-d statistics but B has {len(mu_b)}-d ones"
@@ -237,11 +342,11 @@ def main(argv=None):
         for label, n in (("A", n_a), ("B", n_b))
     )
     print(f"images {counts} time {format_time(time.time() - start)}")
-    print(f"fid {fid_from_stats(mu_a, s_a, mu_b, s_b):.4f}")
+    print(f"fid {fid_from_stats(mu_a, s_a, mu_b, s_b):.4f} resize={o_a.resize}")
     if args.kid:
         from metrics.kid import kid_from_features
 
-        print(f"kid {kid_from_features(f_a, f_b):.6f}")
+        print(f"kid {kid_from_features(f_a, f_b):.6f} resize={o_a.resize}")
     return 0
 
 

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from dnnlib.util import UserError
-from metrics import fid_between
-from metrics.feature_stats import compute_stats_for_images
+from metrics import fid_between, inception
+from metrics.feature_stats import FeatureStats, compute_stats_for_images
+from tests.helpers import shared_data
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,17 +37,31 @@ def write_images(folder, seed, n=10, smooth=False):
     return folder
 
 
-def run_main(argv, capsys):
+def run_main(argv, capsys, mode="half-pixel"):
     assert fid_between.main(argv) == 0
     out = capsys.readouterr().out
-    values = dict(re.findall(r"^(fid|kid) (\S+)$", out, re.MULTILINE))
-    return {k: float(v) for k, v in values.items()}
+    found = re.findall(r"^(fid|kid) (\S+) resize=(\S+)$", out, re.MULTILINE)
+    assert found and all(m == mode for _, _, m in found), out
+    return {k: float(v) for k, v, _ in found}
+
+
+@pytest.fixture
+def reuse_extractor(extractor, monkeypatch):
+    """The session's half-pixel extractor instead of loading another."""
+
+    def feature_extractor(path=None, batch_size=50, resize="tf1"):
+        assert resize == extractor.resize, resize
+        return extractor
+
+    monkeypatch.setattr(inception, "feature_extractor", feature_extractor)
+    return extractor
 
 
 def test_folders_and_stats_npz(tmp_path, capsys, extractor, weights_npz):
     a = write_images(tmp_path / "a", seed=0)
     b = write_images(tmp_path / "b", seed=1, smooth=True)
     flags = ["--inception", str(weights_npz), "--batch", "10"]
+    flags += ["--fid-resize", "half-pixel"]
     got = run_main([str(a), str(b), "--kid"] + flags, capsys)
     assert got["fid"] > 1.0 and got["kid"] > 0.0
 
@@ -60,12 +75,47 @@ def test_folders_and_stats_npz(tmp_path, capsys, extractor, weights_npz):
         mu, sigma = stats.mean_cov()
         paths.append(str(tmp_path / f"{label}.npz"))
         np.savez(paths[-1], mu=mu, sigma=sigma.astype(np.float32))
-    again = run_main(paths, capsys)
+    # Plain files: their mode is stated, else assumed tf1 with a warning.
+    stated = ["--stats-resize", "half-pixel"]
+    again = run_main(paths + stated, capsys)
     assert again["fid"] == pytest.approx(got["fid"], rel=1e-5, abs=2e-3)
     # A set against itself; 10 images in 2048-d leave a singular covariance
     # whose rounding noise is ~1e-5 of the trace.
-    same = run_main([paths[1], paths[1]], capsys)
+    same = run_main([paths[1], paths[1]], capsys, mode="tf1")
     assert same["fid"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_save_stats_records_the_mode(tmp_path, capsys, reuse_extractor):
+    a = write_images(tmp_path / "a", seed=0, n=6)
+    out = tmp_path / "a.npz"
+    argv = [str(a), "--save-stats", str(out), "--fid-resize", "half-pixel"]
+    assert fid_between.main(argv) == 0
+    assert "resize=half-pixel" in capsys.readouterr().out
+    stats = FeatureStats.load(out)
+    assert stats.num_items == 6
+    assert stats.origin.resize == "half-pixel"
+    assert stats.origin.network == reuse_extractor.weights_id
+    # Read back against the same images: a recorded mode, no warning.
+    got = run_main([str(out), str(a), "--fid-resize", "half-pixel"], capsys)
+    assert got["fid"] == pytest.approx(0.0, abs=1e-3)
+    assert "warning" not in capsys.readouterr().err
+    # The default mode (tf1) on the other side is refused before any work.
+    with pytest.raises(UserError) as e:
+        fid_between.main([str(out), str(a)])
+    msg = str(e.value)
+    assert "B (images) was made with --fid-resize=tf1" in msg
+    assert "A with --fid-resize=half-pixel" in msg
+
+
+def test_mixed_statistics_files_are_refused(tmp_path, capsys):
+    plain = tmp_path / "ttur.npz"  # no record: assumed tf1
+    np.savez(plain, mu=np.zeros(2048), sigma=np.eye(2048, dtype=np.float32))
+    shared = shared_data("flowers5-128", "fid_stats_flowers5_128_all.npz")
+    with pytest.raises(UserError, match="A was made with --fid-resize=tf1 "):
+        fid_between.main([str(plain), str(shared)])
+    assert "assuming --fid-resize=tf1" in capsys.readouterr().err
+    # Stating the plain file's mode makes them comparable.
+    run_main([str(plain), str(shared), "--stats-resize=half-pixel"], capsys)
 
 
 def test_zip_with_prefix(tmp_path):
@@ -113,6 +163,10 @@ def test_bad_inputs(tmp_path):
     np.savez(stats, mu=np.zeros(4), sigma=np.eye(4))
     with pytest.raises(UserError, match="no 'features' for KID"):
         fid_between.main([str(stats), str(stats), "--kid"])
+    with pytest.raises(UserError, match="either B .* or --save-stats"):
+        fid_between.main([str(stats)])
+    with pytest.raises(UserError, match="--save-stats needs images"):
+        fid_between.main([str(stats), "--save-stats", str(tmp_path / "o")])
 
 
 def test_cli_error_is_one_line(tmp_path):
