@@ -5,6 +5,7 @@ and explain a missing GPU before (or without) loading a framework. What a
 framework itself sees is asked in `training/backends/{tensorflow,jax}.py`.
 """
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -15,16 +16,21 @@ from dnnlib.util import UserError
 NVIDIA_PROC = "/proc/driver/nvidia"
 
 # The one install command per (backend, target), as README "Install" says.
-# The TensorFlow GPU line removes the CPU build first: tensorflow-cpu and
-# tensorflow in one environment overwrite each other's files.
 INSTALL = {
     ("tensorflow", "cpu"): 'pip install -e ".[cpu]"',
-    ("tensorflow", "gpu"): (
-        'pip uninstall -y tensorflow-cpu && pip install -e ".[cuda]"'
-    ),
+    ("tensorflow", "gpu"): 'pip install -e ".[cuda]"',
     ("jax", "cpu"): 'pip install -e ".[jax]"',
     ("jax", "gpu"): 'pip install -e ".[jax-cuda]"',
 }
+
+# Distributions that each install the `tensorflow` package.
+TF_DISTRIBUTIONS = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "tf-nightly",
+    "tf-nightly-cpu",
+)
 
 _MODULES = {"tensorflow": ("tensorflow", "TensorFlow"), "jax": ("jax", "JAX")}
 
@@ -67,11 +73,34 @@ def installed(module):
     return importlib.util.find_spec(module) is not None
 
 
+def installed_distributions(names):
+    """Those of the distributions `names` that are installed."""
+    found = []
+    for name in names:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
 def require_backend(backend):
     """A UserError with the install line when `backend`'s framework is
-    missing (checked without importing it)."""
+    missing (checked without importing it), or when two TensorFlow
+    distributions share the environment (their files overwrite each
+    other's, so which build runs is an accident)."""
     if backend not in _MODULES:
         return  # Keras itself names unknown backends
+    if backend == "tensorflow":
+        both = installed_distributions(TF_DISTRIBUTIONS)
+        if len(both) > 1:
+            raise UserError(
+                f"{len(both)} TensorFlow distributions are installed "
+                f"({', '.join(both)}); keep one: pip uninstall -y "
+                f"{' '.join(both)} && {install_command(backend, 'cpu')} "
+                f"(or {install_command(backend, 'gpu')} for NVIDIA GPUs)"
+            )
     module, label = _MODULES[backend]
     if installed(module):
         return
@@ -102,14 +131,18 @@ def check_gpu_count(requested, found, label):
 def missing_gpu_note(backend, found, label, proc=None, path=None):
     """One line when NVIDIA GPUs exist but the backend sees none, else None.
 
-    The usual cause is a CPU-only install; the line gives the GPU one.
+    The usual cause is a CPU-only install; the line gives the GPU one
+    (for TensorFlow, removing the CPU build first: tensorflow-cpu and
+    tensorflow must not share an environment).
     """
     if found or not nvidia_gpus_present(proc=proc, path=path):
         return None
+    command = install_command(backend, "gpu")
+    if backend == "tensorflow":
+        command = f"pip uninstall -y tensorflow-cpu && {command}"
     return (
         f"note: this machine has NVIDIA GPUs but {label} sees none (a CPU "
-        "build, or CUDA failed to load); to use them: "
-        f"{install_command(backend, 'gpu')}"
+        f"build, or CUDA failed to load); to use them: {command}"
     )
 
 

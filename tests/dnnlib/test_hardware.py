@@ -114,3 +114,18 @@ def test_imports_no_ml_framework():
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_two_tensorflow_distributions_are_refused(monkeypatch):
+    assert len(hardware.installed_distributions(hardware.TF_DISTRIBUTIONS)) == 1
+    monkeypatch.setattr(
+        hardware, "installed_distributions", lambda names: list(names[:2])
+    )
+    with pytest.raises(UserError) as e:
+        hardware.require_backend("tensorflow")
+    assert str(e.value).startswith(
+        "2 TensorFlow distributions are installed (tensorflow, "
+        "tensorflow-cpu); keep one: pip uninstall -y tensorflow "
+        'tensorflow-cpu && pip install -e ".[cpu]"'
+    )
+    hardware.require_backend("jax")
