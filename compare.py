@@ -152,6 +152,7 @@ class Run:
     rows: list
     label: str = ""
     points: list = field(default_factory=list)  # [(kimg, value)] of --metric
+    resize: str = ""  # the --fid-resize mode of those values
 
     @property
     def last_kimg(self):
@@ -266,9 +267,11 @@ def network_kimg(network, run):
 def read_metric(run, metric):
     """[(kimg, value)] sorted by kimg from `metric-<metric>.txt`.
 
-    Lines are `<network> time <t> <metric> <value>`, the time possibly two
-    words (`3m 04s`). A network evaluated twice keeps its latest line; lines
-    of networks that are not this run's snapshots are skipped with a note.
+    Lines are `<network> time <t> <metric> <value> resize=<mode>`, the time
+    possibly two words (`3m 04s`); lines without `resize=` predate the
+    option and were made in half-pixel mode. A network evaluated twice
+    keeps its latest line; lines of networks that are not this run's
+    snapshots are skipped with a note. Sets `run.resize`.
     """
     path = os.path.join(run.path, f"metric-{metric}.txt")
     try:
@@ -276,11 +279,14 @@ def read_metric(run, metric):
             lines = f.read().splitlines()
     except OSError as e:
         raise UserError(f"cannot read '{path}': {e.strerror}")
-    by_kimg = {}
+    by_kimg, modes = {}, set()
     for i, line in enumerate(lines):
         parts = line.split()
         if not parts:
             continue
+        mode = "half-pixel"
+        if parts[-1].startswith("resize="):
+            mode = parts.pop()[len("resize=") :]
         if len(parts) < 5 or parts[1] != "time" or parts[-2] != metric:
             raise UserError(
                 f"'{path}' line {i + 1} is not '<network> time <t> "
@@ -295,8 +301,15 @@ def read_metric(run, metric):
             print(f"note: '{path}': skipping '{parts[0]}' (not a snapshot)")
             continue
         by_kimg[kimg] = value
+        modes.add(mode)
     if not by_kimg:
         raise UserError(f"'{path}' has no results of this run's snapshots")
+    if len(modes) > 1:
+        raise UserError(
+            f"'{path}' mixes values made with --fid-resize="
+            f"{' and '.join(sorted(modes))}; recompute them in one mode"
+        )
+    run.resize = modes.pop()
     return sorted(by_kimg.items())
 
 
@@ -625,6 +638,12 @@ def main(argv=None):
     for run, label in zip(runs, run_labels(runs)):
         run.label = label
         run.points = read_metric(run, metric)
+    if len({run.resize for run in runs}) > 1:
+        modes = ", ".join(f"'{run.path}' {run.resize}" for run in runs)
+        raise UserError(
+            f"the runs' {metric} values were made with different "
+            f"--fid-resize modes ({modes}); recompute them in one mode"
+        )
     make_outdir(args.outdir)
 
     def out(name):

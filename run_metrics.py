@@ -11,7 +11,7 @@ import sys
 
 from dnnlib import hardware
 from dnnlib.util import UserError, arg_bool, arg_positive, run_cli
-from metrics import metric_main
+from metrics import DEFAULT_RESIZE, RESIZE_MODES, metric_main
 
 EPILOG = """examples:
   # fid50k of one snapshot against the dataset it was trained on
@@ -94,6 +94,15 @@ def build_parser():
         "$MSG_STYLEGAN_INCEPTION, then ~/.cache/msg_stylegan, then download)",
     )
     c.add_argument(
+        "--fid-resize",
+        metavar="MODE",
+        choices=RESIZE_MODES,
+        default=DEFAULT_RESIZE,
+        help="resize to 299x299: tf1 (TF1's legacy bilinear, as the "
+        "published FIDs) or half-pixel (pytorch-fid's) "
+        "(default: %(default)s)",
+    )
+    c.add_argument(
         "--num",
         metavar="N",
         type=arg_positive(int),
@@ -172,6 +181,7 @@ def main(argv=None):
                 inception=args.inception,
                 num=args.num,
                 batch_size=args.batch,
+                resize=args.fid_resize,
             )
     return 0
 

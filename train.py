@@ -67,6 +67,7 @@ def _metrics(text):
 
 
 def build_parser():
+    from metrics import RESIZE_MODES
     from training.loss import loss_names
 
     p = argparse.ArgumentParser(
@@ -176,6 +177,13 @@ def build_parser():
         "or 'none' (default: config's, none)",
     )
     t.add_argument(
+        "--fid-resize",
+        metavar="MODE",
+        choices=RESIZE_MODES,
+        help="resize to 299x299 for --metrics: tf1 (as the published FIDs) "
+        "or half-pixel (pytorch-fid's) (default: config's, tf1)",
+    )
+    t.add_argument(
         "--backend",
         metavar="NAME",
         choices=BACKENDS,
@@ -214,6 +222,7 @@ def resolve_config(args):
         r1_gamma=args.r1_gamma,
         lr=args.lr,
         metrics=args.metrics,
+        fid_resize=args.fid_resize,
         xla=args.xla,
         mixed_precision=args.mixed_precision,
     )

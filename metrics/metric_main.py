@@ -4,7 +4,9 @@ FID as in StyleGAN (Karras et al. 2019, arXiv 1812.04948): Inception
 "inception-2015-12-05" pool_3 features of generated images (Gs, no
 truncation, random noise, full-resolution output only) against the same
 number of reals. KID as in Binkowski et al. 2018 (arXiv 1801.01401) on the
-same features. Real statistics are cached on disk per dataset.
+same features. Real statistics are cached on disk per dataset. Images are
+resized to 299x299 in one of two modes (`--fid-resize`, see
+`metrics.inception.RESIZE_MODES`); result lines name it.
 
 Heavy imports (Keras, the networks, the Inception port) happen inside the
 functions, so `check_metric_names()` and CLI `--help` stay instant.
@@ -19,6 +21,7 @@ import numpy as np
 from dnnlib.util import UserError, format_time
 
 FAKE_SEED = 0  # latents (and noise) of the fakes: the same for every call
+REAL_SEED = 0  # which reals, and which of them are mirrored
 
 _METRICS = {}
 
@@ -78,13 +81,17 @@ class MetricResult:
     num_fake: int
     num_real: int
     network: str = ""
+    resize: str = ""
 
     def line(self):
-        """`<network> time <t> <metric> <value>`, StyleGAN's result line."""
+        """`<network> time <t> <metric> <value> resize=<mode>`.
+
+        StyleGAN's result line with the resize mode appended.
+        """
         fmt = ".6f" if self.name.startswith("kid") else ".4f"
         return (
             f"{self.network} time {format_time(self.seconds)} "
-            f"{self.name} {self.value:{fmt}}"
+            f"{self.name} {self.value:{fmt}} resize={self.resize}"
         )
 
 
@@ -92,35 +99,49 @@ class MetricResult:
 # Images
 
 
-def iterate_reals(data, num, batch_size, mirror=False):
+def draw_reals(num_images, num, mirror=False, seed=REAL_SEED):
+    """Which reals to use: (uses, flips), both of length `num`.
+
+    As NVlabs drew them: the dataset shuffled with a fixed seed and read
+    from the start, reshuffled for every further pass when it holds fewer
+    than `num` images; with `mirror`, each drawn image is flipped
+    left-right with probability 1/2, as the training data is.
+    """
+    rnd = np.random.RandomState(seed)
+    passes = -(-num // num_images)  # ceil
+    uses = np.concatenate([rnd.permutation(num_images) for _ in range(passes)])
+    uses = uses[:num]
+    flips = np.zeros([num], bool)
+    if mirror:
+        flips = np.random.RandomState(seed + 1).rand(num) < 0.5
+    return uses, flips
+
+
+def iterate_reals(data, num, batch_size, mirror=False, seed=REAL_SEED):
     """uint8 [n, H, W, C] batches of `num` full-resolution reals.
 
-    Stored order. A dataset with fewer than `num` images is cycled; with
-    `mirror`, every second pass (k = 1, 3, ...) is flipped left-right, so
-    the reals match what a mirrored training run saw (pass 0 as stored,
-    pass 1 mirrored, pass 2 as stored...). A dataset of at least `num`
-    images is never flipped.
+    The images and flips of `draw_reals()`, read in one pass in stored
+    order (FID's mean and covariance do not depend on the order, and the
+    file is read sequentially, whatever its size).
     """
-    from datasets.tfrecords import find_dataset, iterate_images
+    from datasets.tfrecords import count_records, find_dataset, iterate_images
 
     info = find_dataset(data)
     file = info.files[info.resolution]
-    batch, done, k = [], 0, 0
-    while done < num:
-        flip = mirror and k % 2 == 1
-        seen = 0
-        for img in iterate_images(file):
-            seen += 1
+    n = count_records(file)
+    if n == 0:
+        raise UserError(f"dataset '{info.path}' holds no images")
+    uses, flips = draw_reals(n, num, mirror, seed)
+    per_image = [[] for _ in range(n)]  # flips of each use of an image
+    for index, flip in zip(uses, flips):
+        per_image[index].append(flip)
+    batch = []
+    for index, img in enumerate(iterate_images(file)):
+        for flip in per_image[index]:
             batch.append(img[:, ::-1] if flip else img)
-            done += 1
             if len(batch) == batch_size:
                 yield np.stack(batch)
                 batch = []
-            if done == num:
-                break
-        if seen == 0:
-            raise UserError(f"dataset '{info.path}' holds no images")
-        k += 1
     if batch:
         yield np.stack(batch)
 
@@ -158,7 +179,8 @@ def real_stats(opts, num, capture_all=False):
     """Inception statistics of `num` reals, cached per dataset and options.
 
     The key names the full-resolution .tfrecords file (path, size, mtime),
-    so a rewritten dataset gets new statistics.
+    so a rewritten dataset gets new statistics; the resize mode and network
+    are part of the cache file's name too.
     """
     from datasets.tfrecords import find_dataset
     from metrics.feature_stats import (
@@ -168,7 +190,10 @@ def real_stats(opts, num, capture_all=False):
 
     info = find_dataset(opts.data)
     key = dataset_cache_key(
-        info.files[info.resolution], num=num, mirror=bool(opts.mirror)
+        info.files[info.resolution],
+        num=num,
+        mirror=bool(opts.mirror),
+        draw=f"shuffled-{REAL_SEED}",
     )
     return compute_stats_for_images(
         iterate_reals(opts.data, num, opts.extractor.batch_size, opts.mirror),
@@ -203,21 +228,25 @@ def fake_stats(opts, num, capture_all=False):
 
 
 def compute_fid(opts, num):
+    from metrics.feature_stats import check_same_origin
     from metrics.fid import fid_from_stats
 
     num = opts.count(num)
     real = real_stats(opts, num)
     fake = fake_stats(opts, num)
+    check_same_origin(real.origin, fake.origin, "the reals", "the fakes")
     value = fid_from_stats(*real.mean_cov(), *fake.mean_cov())
     return dict(value=value, num_real=real.num_items, num_fake=fake.num_items)
 
 
 def compute_kid(opts, num):
+    from metrics.feature_stats import check_same_origin
     from metrics.kid import kid_from_features
 
     num = opts.count(num)
     real = real_stats(opts, num, capture_all=True)
     fake = fake_stats(opts, num, capture_all=True)
+    check_same_origin(real.origin, fake.origin, "the reals", "the fakes")
     value = kid_from_features(real.features(), fake.features())
     return dict(value=value, num_real=real.num_items, num_fake=fake.num_items)
 
@@ -251,7 +280,7 @@ def kid10k(opts):
 # Evaluation with cached network and extractor
 
 _network_cache = {}  # only the last snapshot: a run's snapshots differ
-_extractor_cache = {}  # (weights file, batch size) -> FeatureExtractor
+_extractor_cache = {}  # (weights file, batch, resize) -> FeatureExtractor
 
 
 def _file_id(path):
@@ -276,28 +305,36 @@ def get_network(path):
     return _network_cache[key]
 
 
-def get_extractor(inception=None, batch_size=None):
-    """A FeatureExtractor, loaded once per weights file and batch size.
+def get_extractor(inception=None, batch_size=None, resize=None):
+    """A FeatureExtractor, loaded once per weights file, batch and resize.
 
     `inception` is a weights path (searched as `metrics.inception` does:
     the path, $MSG_STYLEGAN_INCEPTION, the cache, a download) or an
-    extractor, returned as is. `batch_size=None` reuses any extractor
-    already loaded from the same file (else 50 images per pass).
+    extractor, returned as is (its resize mode must be `resize`, if
+    given). `batch_size=None` reuses any extractor already loaded from the
+    same file in the same mode (else 50 images per pass); `resize=None` is
+    the default mode, `tf1`.
     """
     from metrics import inception as inception_lib
 
     if inception is not None and not isinstance(inception, (str, os.PathLike)):
+        if resize is not None and inception.resize != resize:
+            raise UserError(
+                f"the feature extractor resizes in {inception.resize} mode, "
+                f"not {resize}"
+            )
         return inception
+    resize = inception_lib.check_resize(resize or inception_lib.DEFAULT_RESIZE)
     file_id = _file_id(inception_lib.find_weights(inception))
     if batch_size is None:
-        for (fid, _), extractor in _extractor_cache.items():
-            if fid == file_id:
+        for (fid, _, mode), extractor in _extractor_cache.items():
+            if (fid, mode) == (file_id, resize):
                 return extractor
         batch_size = 50
-    key = (file_id, int(batch_size))
+    key = (file_id, int(batch_size), resize)
     if key not in _extractor_cache:
         _extractor_cache[key] = inception_lib.feature_extractor(
-            file_id[0], batch_size=batch_size
+            file_id[0], batch_size=batch_size, resize=resize
         )
     return _extractor_cache[key]
 
@@ -340,6 +377,7 @@ def evaluate_snapshot(
     num=None,
     batch_size=None,
     progress=True,
+    resize=None,
 ):
     """Compute metric `name` of a snapshot's Gs, print and log the line.
 
@@ -354,6 +392,8 @@ def evaluate_snapshot(
             results are then not comparable with published ones).
         batch_size: images per Inception pass (None: an already loaded
             extractor's, else 50).
+        resize: the resize mode to 299x299, `tf1` (None: the default) or
+            `half-pixel`; an extractor passed as `inception` must match.
 
     Returns:
         MetricResult.
@@ -363,7 +403,7 @@ def evaluate_snapshot(
     data = resolve_data(data, cfg, path)
     if mirror is None:
         mirror = cfg.mirror
-    extractor = get_extractor(inception, batch_size)
+    extractor = get_extractor(inception, batch_size, resize)
     opts = MetricOptions(
         G=G,
         data=data,
@@ -381,6 +421,7 @@ def evaluate_snapshot(
         num_fake=int(out["num_fake"]),
         num_real=int(out["num_real"]),
         network=os.path.splitext(os.path.basename(os.fspath(path)))[0],
+        resize=extractor.resize,
     )
     line = result.line()
     print(line, flush=True)

@@ -212,3 +212,32 @@ def test_bad_runs(runs, tmp_path, capsys):
     assert "no metric-kid10k.txt" in fails(capsys, a, "--metric=kid10k", out)
     assert "given twice" in fails(capsys, a, a, out)
     assert not (tmp_path / "out").exists()  # nothing made on errors
+
+
+def test_metric_lines_name_the_resize_mode(tmp_path):
+    """`resize=<mode>` ends a line; lines without it were half-pixel."""
+    run_ = compare.Run(path=str(tmp_path), cfg=None, rows=[])
+    file = tmp_path / "metric-fid10k.txt"
+    file.write_text(
+        "network-snapshot-000004 time 1m 02s fid10k 40.0000 resize=tf1\n"
+        "network-snapshot-000008 time 12s fid10k 30.0000 resize=tf1\n"
+    )
+    assert compare.read_metric(run_, "fid10k") == [(4.0, 40.0), (8.0, 30.0)]
+    assert run_.resize == "tf1"
+    file.write_text("network-snapshot-000004 time 12s fid10k 40.0000\n")
+    assert compare.read_metric(run_, "fid10k") == [(4.0, 40.0)]
+    assert run_.resize == "half-pixel"
+    file.write_text(
+        "network-snapshot-000004 time 12s fid10k 40.0000 resize=tf1\n"
+        "network-snapshot-000008 time 12s fid10k 30.0000\n"
+    )
+    with pytest.raises(compare.UserError, match="half-pixel and tf1"):
+        compare.read_metric(run_, "fid10k")
+
+
+def test_runs_in_different_resize_modes_are_refused(runs, tmp_path, capsys):
+    tf1 = [line + " resize=tf1" for line in METRIC_B]
+    other = make_run(tmp_path / "00002-sg-1gpu", tf1, res=8, name="sg-tiny")
+    err = fails(capsys, runs[0], other, f"--outdir={tmp_path / 'out'}")
+    assert "different --fid-resize modes" in err
+    assert "half-pixel" in err and "tf1" in err

@@ -15,7 +15,9 @@ from tests.helpers import make_tiny_snapshot, shared_data
 ROOT = Path(__file__).resolve().parents[1]
 RES = 16
 NUM = "10"  # images per side: Inception runs at a few img/s on this CPU
-LINE = re.compile(r"^(\S+) time (\d+s|\d+m \d\ds) (\w+) (-?\d+\.\d+)$")
+LINE = re.compile(
+    r"^(\S+) time (\d+s|\d+m \d\ds) (\w+) (-?\d+\.\d+) resize=(\S+)$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +98,13 @@ def test_pkl_in_run_dir(snapshots, weights, capsys):
     """Data and mirror from the snapshot's config; the line is logged."""
     pkl = snapshots / "network-snapshot-000004.pkl"
     args = ["--network", pkl, "--metric=kid10k", "--num", NUM, "--batch", NUM]
+    args += ["--fid-resize=half-pixel"]
     assert run(*args, "--inception", weights) == 0
     lines = result_lines(capsys.readouterr().out)
     assert len(lines) == 1
     m = LINE.match(lines[0])
     assert m.group(1) == "network-snapshot-000004" and m.group(3) == "kid10k"
+    assert m.group(5) == "half-pixel"
     assert math.isfinite(float(m.group(4))) and float(m.group(4)) > 0
     logged = (snapshots / "metric-kid10k.txt").read_text().splitlines()
     assert logged[-1] == lines[0]

@@ -428,7 +428,12 @@ def run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg):
 
     for name in cfg.metrics:
         result = metric_main.evaluate_snapshot(
-            name, path, data=cfg.data, mirror=cfg.mirror, run_dir=run_dir
+            name,
+            path,
+            data=cfg.data,
+            mirror=cfg.mirror,
+            run_dir=run_dir,
+            resize=cfg.fid_resize,
         )
         stats.scalars({f"Metrics/{name}": result.value}, cur_nimg / 1000)
 

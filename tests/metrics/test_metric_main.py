@@ -15,7 +15,9 @@ from tests.helpers import make_tiny_snapshot, tiny_config
 
 RES = 16
 NUM = 10  # images per side: the Inception net runs at a few img/s here
-LINE = re.compile(r"^(\S+) time (\d+s|\d+m \d\ds) (\w+) (-?\d+\.\d+)$")
+LINE = re.compile(
+    r"^(\S+) time (\d+s|\d+m \d\ds) (\w+) (-?\d+\.\d+) resize=(\S+)$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +71,45 @@ def test_registry():
         metric_main.check_metric_names(["fid50k", "fid5k"])
 
 
-def test_reals_cycle_with_mirror(dataset):
+def test_draw_reals():
+    uses, flips = metric_main.draw_reals(40, 90)
+    assert len(uses) == 90 and not flips.any()
+    # Every pass is a permutation; the first is not the stored order.
+    assert sorted(uses[:40]) == list(range(40))
+    assert sorted(uses[40:80]) == list(range(40))
+    assert list(uses[:40]) != list(range(40))
+    assert len(set(uses[80:])) == 10
+    again, _ = metric_main.draw_reals(40, 90)
+    np.testing.assert_array_equal(uses, again)  # a fixed seed
+    # Mirroring flips about half, the same ones each time, and does not
+    # change which images are drawn.
+    muses, flips = metric_main.draw_reals(40, 90, mirror=True)
+    np.testing.assert_array_equal(muses, uses)
+    assert 25 < flips.sum() < 65
+    np.testing.assert_array_equal(
+        flips, metric_main.draw_reals(40, 90, mirror=True)[1]
+    )
+
+
+def test_reals_are_drawn_shuffled_and_mirrored(dataset):
     from datasets.tfrecords import iterate_images
 
     stored = np.stack(list(iterate_images(dataset)))  # [40, 16, 16, 3]
-    got = np.concatenate(list(metric_main.iterate_reals(dataset, 90, 32)))
-    assert got.shape == (90, RES, RES, 3)
-    np.testing.assert_array_equal(got[:40], stored)
-    np.testing.assert_array_equal(got[40:80], stored)  # no mirror: repeat
     batches = list(metric_main.iterate_reals(dataset, 90, 32, mirror=True))
     assert [len(b) for b in batches] == [32, 32, 26]
     got = np.concatenate(batches)
-    np.testing.assert_array_equal(got[:40], stored)
-    np.testing.assert_array_equal(got[40:80], stored[:, :, ::-1])  # pass 1
-    np.testing.assert_array_equal(got[80:], stored[:10])  # pass 2 as stored
+    # The same images and flips as draw_reals, in stored order.
+    uses, flips = metric_main.draw_reals(40, 90, mirror=True)
+    order = np.argsort(uses, kind="stable")
+    want = [
+        stored[uses[i]][:, ::-1] if flips[i] else stored[uses[i]] for i in order
+    ]
+    np.testing.assert_array_equal(got, np.stack(want))
+    # Fewer images than stored: a shuffled subset, not the first ones.
+    some = np.concatenate(list(metric_main.iterate_reals(dataset, 10, 32)))
+    picked = sorted(metric_main.draw_reals(40, 10)[0])
+    np.testing.assert_array_equal(some, stored[picked])
+    assert picked != list(range(10))
 
 
 def test_fakes_repeat(run_dir):
@@ -110,7 +137,8 @@ def test_fid_line_file_and_cache(
     m = LINE.match(out.strip())
     assert m, out
     assert m.group(1) == "network-snapshot-000000"
-    assert m.group(3) == "fid1k"
+    assert m.group(3) == "fid1k" and m.group(5) == "tf1"
+    assert result.resize == "tf1"
     assert math.isfinite(result.value) and result.value > 0
     assert float(m.group(4)) == pytest.approx(result.value, abs=1e-4)
     assert (result.num_real, result.num_fake) == (NUM, NUM)
@@ -147,7 +175,7 @@ def test_training_loop_hook(
     assert len(lines) == 1
     m = LINE.match(lines[0])
     assert m and m.group(1) == "network-snapshot-000000", lines
-    assert m.group(3) == tiny_kid
+    assert m.group(3) == tiny_kid and m.group(5) == cfg.fid_resize == "tf1"
     assert math.isfinite(float(m.group(4)))
 
 
@@ -172,3 +200,13 @@ def test_bad_inputs(run_dir, dataset, tmp_path):
         metric_main.evaluate_snapshot(
             "fid1k", snap, data=dataset, inception=tmp_path / "w.npz"
         )
+
+
+def test_extractor_mode_must_match(module_extractor):
+    assert module_extractor.resize == "tf1"  # the default
+    got = metric_main.get_extractor(module_extractor, resize="tf1")
+    assert got is module_extractor
+    with pytest.raises(UserError, match="resizes in tf1 mode, not half-pixel"):
+        metric_main.get_extractor(module_extractor, resize="half-pixel")
+    with pytest.raises(UserError, match="valid modes: tf1, half-pixel"):
+        metric_main.get_extractor(None, resize="bicubic")
