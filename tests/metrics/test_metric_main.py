@@ -210,3 +210,14 @@ def test_extractor_mode_must_match(module_extractor):
         metric_main.get_extractor(module_extractor, resize="half-pixel")
     with pytest.raises(UserError, match="valid modes: tf1, half-pixel"):
         metric_main.get_extractor(None, resize="bicubic")
+
+
+def test_train_flag_sets_the_config(dataset):
+    """train.py --fid-resize reaches cfg.fid_resize (default tf1)."""
+    import train
+
+    argv = ["--config=msg-stylegan-demo", f"--data={dataset}"]
+    cfg = train.resolve_config(train.build_parser().parse_args(argv))
+    assert cfg.fid_resize == "tf1"
+    args = train.build_parser().parse_args(argv + ["--fid-resize=half-pixel"])
+    assert train.resolve_config(args).fid_resize == "half-pixel"
