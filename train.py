@@ -6,7 +6,9 @@ python train.py --config=msg-stylegan-ffhq --data=datasets/ffhq --gpus=4
 import argparse
 import glob
 import os
+import shutil
 import sys
+import tempfile
 
 import config as config_lib
 from dnnlib import hardware
@@ -273,15 +275,30 @@ def main(argv=None):
     from training import backends
 
     devices = backends.select_devices(cfg.gpus)
-    n = len(devices.gpus) or 1
+    index, workers, chief = hardware.worker()
+    n = (len(devices.gpus) or 1) * workers
     kind = "gpu" if devices.gpus else "cpu"
-    run_dir = next_run_dir(args.outdir, f"{cfg.name}-{n}{kind}")
-    training_loop.save_config(cfg, run_dir)
-    with Logger(os.path.join(run_dir, "log.txt")):
-        print("\n".join(devices.lines))
-        print(f"Run directory: {run_dir}")
-        print(f"Training {cfg.name} on '{cfg.data}' for {cfg.total_kimg} kimg")
-        training_loop.training_loop(cfg, run_dir, resume=resume)
+    if chief:
+        run_dir = next_run_dir(args.outdir, f"{cfg.name}-{n}{kind}")
+    else:
+        # Only the chief writes the run; the other workers compute, and
+        # what they write goes to a folder removed at exit.
+        run_dir = tempfile.mkdtemp(prefix=f"msg-stylegan-worker{index}-")
+    try:
+        training_loop.save_config(cfg, run_dir)
+        with Logger(os.path.join(run_dir, "log.txt")):
+            print("\n".join(devices.lines))
+            if workers > 1:
+                role = "chief, writes the run" if chief else "computes only"
+                print(f"Worker {index} of {workers} ({role})")
+            print(f"Run directory: {run_dir}")
+            print(
+                f"Training {cfg.name} on '{cfg.data}' for {cfg.total_kimg} kimg"
+            )
+            training_loop.training_loop(cfg, run_dir, resume=resume)
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
     return 0
 
 

@@ -170,3 +170,41 @@ def multi_worker(environ=None):
     if slurm_num_tasks(environ) > 1:
         return "slurm"
     return None
+
+
+def worker(environ=None):
+    """This process's place in a multi-worker job: (index, count, chief).
+
+    index counts the cluster's chief (if any) first, then its workers;
+    `chief` is the one process that writes (TF_CONFIG's "chief" task, else
+    worker 0; in SLURM task 0). Outside a multi-worker job: (0, 1, True).
+    """
+    environ = os.environ if environ is None else environ
+    how = multi_worker(environ)
+    if how == "slurm":
+        index = int(environ["SLURM_PROCID"])
+        return index, slurm_num_tasks(environ), index == 0
+    if how is None:
+        return 0, 1, True
+    try:
+        tf_config = json.loads(environ["TF_CONFIG"])
+        cluster = tf_config.get("cluster", {})
+        chiefs = list(cluster.get("chief", []))
+        workers = list(cluster.get("worker", []))
+        task = tf_config["task"]
+        kind, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"TF_CONFIG is not valid: {e!r}") from None
+    if kind not in ("chief", "worker"):
+        raise UserError(
+            f"TF_CONFIG task type '{kind}': training runs 'chief' and "
+            "'worker' tasks only"
+        )
+    if kind == "worker":
+        index += len(chiefs)
+    count = len(chiefs) + len(workers)
+    if not 0 <= index < count:
+        raise UserError(
+            f"TF_CONFIG task {task} is not in its cluster of {count} tasks"
+        )
+    return index, count, index == 0

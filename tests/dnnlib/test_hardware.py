@@ -129,3 +129,35 @@ def test_two_tensorflow_distributions_are_refused(monkeypatch):
         'tensorflow-cpu && pip install -e ".[cpu]"'
     )
     hardware.require_backend("jax")
+
+
+def test_worker_index_count_and_chief():
+    assert hardware.worker({}) == (0, 1, True)
+    step = {"SLURM_PROCID": "2", "SLURM_STEP_NUM_TASKS": "4"}
+    assert hardware.worker(step) == (2, 4, False)
+    assert hardware.worker(dict(step, SLURM_PROCID="0")) == (0, 4, True)
+
+    def tf_config(task, **cluster):
+        return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": task})}
+
+    two = ["h0:1", "h1:1"]
+    w1 = {"type": "worker", "index": 1}
+    assert hardware.worker(tf_config(w1, worker=two)) == (1, 2, False)
+    w0 = {"type": "worker", "index": 0}
+    assert hardware.worker(tf_config(w0, worker=two)) == (0, 2, True)
+    # With a chief task, the chief writes and worker 0 does not.
+    chief = {"type": "chief", "index": 0}
+    c = ["c:1"]
+    assert hardware.worker(tf_config(chief, chief=c, worker=two)) == (
+        0,
+        3,
+        True,
+    )
+    assert hardware.worker(tf_config(w0, chief=c, worker=two)) == (1, 3, False)
+    for bad in ({"TF_CONFIG": "{not json"}, tf_config({}, worker=two)):
+        with pytest.raises(UserError, match="TF_CONFIG is not valid"):
+            hardware.worker(bad)
+    with pytest.raises(UserError, match="not in its cluster of 2"):
+        hardware.worker(tf_config({"type": "worker", "index": 2}, worker=two))
+    with pytest.raises(UserError, match="'ps'"):
+        hardware.worker(tf_config({"type": "ps", "index": 0}, worker=two))
