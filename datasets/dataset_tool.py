@@ -254,6 +254,12 @@ def build_parser():
 
     p = add("info", "Describe a dataset.")
     p.add_argument("data", metavar="DIR", help="dataset directory")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="read every record of every resolution and check its checksums "
+        "and image shape; list the bad ones (default: off)",
+    )
 
     p = add("extract", "Write a dataset's images back out as PNG files.")
     p.add_argument("data", metavar="DIR", help="dataset directory")
@@ -461,9 +467,46 @@ def _format_bytes(n):
         n /= 1024
 
 
+def verify(path):
+    """Check every record of every .tfrecords file in `path`.
+
+    Returns (files, records); problems are one UserError listing the first
+    few bad records of each file.
+    """
+    import glob
+
+    from datasets import tfrecords
+
+    files = sorted(glob.glob(os.path.join(glob.escape(path), "*.tfrecords")))
+    if not files:
+        tfrecords.find_dataset(path)  # names what is wrong with `path`
+    total = sum(os.path.getsize(f) for f in files)
+    bar = Progress(total, "verify", unit="B")
+    problems, records = [], 0
+    for f in files:
+        seen = []
+        found = tfrecords.verify_file(f, progress=seen.append)
+        records += len(seen)
+        bar.update(os.path.getsize(f))
+        if found:
+            more = len(found) - 3
+            problems.append(
+                "; ".join(found[:3])
+                + (f" (and {more} more)" if more > 0 else "")
+            )
+    bar.close()
+    if problems:
+        raise UserError(
+            " | ".join(problems) + ": rebuild the dataset from its images"
+        )
+    return len(files), records
+
+
 def cmd_info(args):
     from datasets import tfrecords
 
+    if args.verify:
+        n_files, n_records = verify(args.data)
     info = tfrecords.find_dataset(args.data)
     size = sum(os.path.getsize(f) for f in info.files.values())
     if info.labels_file:
@@ -489,6 +532,14 @@ def cmd_info(args):
         ("labels", label_text),
         ("size", _format_bytes(size)),
     ]
+    if args.verify:
+        rows.append(
+            (
+                "verified",
+                f"{n_records} records in {n_files} files: checksums and "
+                "image shapes good",
+            )
+        )
     for key, value in rows:
         print(f"{key:<11}{value}")
 

@@ -16,20 +16,24 @@ intermediate average is exact in float32 (values are multiples of 4**-k below
 equals `np.rint` of the plain mean of the corresponding 2^k x 2^k block of the
 full-resolution image; `box_downsample` computes exactly that.
 
-Reading needs no TensorFlow: the TFRecord framing and the two Example fields
-are decoded here in plain Python, so `info`, `extract` and the metrics code
-stay light. Writing uses TensorFlow's TFRecordWriter (for the CRC framing).
+Neither reading nor writing needs TensorFlow: the TFRecord framing (with its
+CRC-32C checksums, checked on every read) and the two Example fields are
+encoded and decoded here in plain Python, byte for byte as TensorFlow's
+TFRecordWriter and `SerializeToString(deterministic=True)` write them, so the
+dataset tool, `info`, the metrics and the JAX backend run without TensorFlow.
 """
 
 import contextlib
 import dataclasses
 import glob
+import mmap
 import os
 import re
 import shutil
 import struct
 import tempfile
 
+import crc32c
 import numpy as np
 
 from dnnlib.util import UserError
@@ -112,34 +116,149 @@ class DatasetInfo:
         return _load_labels(self.labels_file)
 
 
-def _read_records(path, parse=True):
-    """Yield each record's payload (or None if `parse` is False) in order."""
+_VERIFY_HINT = (
+    "list every bad record with `python -m datasets.dataset_tool info "
+    "--verify DIR` and rebuild the dataset"
+)
+
+
+def masked_crc(data):
+    """TFRecord's checksum: CRC-32C rotated right 15 bits, plus a constant."""
+    crc = crc32c.crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _truncated(path, index):
+    return UserError(
+        f"'{path}' is truncated in record {index} (a partial record); "
+        "rebuild the dataset"
+    )
+
+
+def _corrupt(path, index, offset, what):
+    return UserError(
+        f"'{path}' is corrupt: record {index} (byte {offset}) {what}; "
+        + _VERIFY_HINT
+    )
+
+
+def _map(path):
+    """The file's bytes, memory-mapped (an empty file gives b'')."""
     with open(path, "rb") as f:
-        while True:
-            header = f.read(12)
-            if not header:
-                return
-            if len(header) < 12:
-                raise UserError(f"'{path}' is truncated (a partial record)")
-            (length,) = struct.unpack("<Q", header[:8])
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def iter_frames(buf, path):
+    """Yield (index, payload start, payload length) of every record.
+
+    The framing is checked as it is read: uint64 length, the masked CRC of
+    the length, the payload, the masked CRC of the payload. A length that
+    fails its checksum or runs past the end is a UserError naming the file
+    and the record; the payload's checksum is `checked_payload`'s job.
+    """
+    pos, size, index = 0, len(buf), 0
+    while pos < size:
+        if pos + 12 > size:
+            raise _truncated(path, index)
+        header = bytes(buf[pos : pos + 8])
+        (length,) = struct.unpack("<Q", header)
+        (crc,) = struct.unpack("<I", buf[pos + 8 : pos + 12])
+        if crc != masked_crc(header):
+            raise _corrupt(
+                path, index, pos, "has a length that fails its checksum"
+            )
+        if pos + 16 + length > size:
+            raise _truncated(path, index)
+        yield index, pos + 12, length
+        pos += 16 + length
+        index += 1
+
+
+def record_offsets(buf, path):
+    """[(payload start, length)] of every record, the framing checked."""
+    return [(start, n) for _, start, n in iter_frames(buf, path)]
+
+
+def checked_payload(buf, start, length, path, index):
+    """A record's payload, after checking it against its checksum."""
+    payload = buf[start : start + length]
+    (crc,) = struct.unpack("<I", buf[start + length : start + length + 4])
+    if crc != masked_crc(payload):
+        raise _corrupt(path, index, start - 12, "fails its data checksum")
+    return payload
+
+
+def _read_records(path, parse=True):
+    """Yield each record's checked payload (or None if `parse` is False)."""
+    buf = _map(path)
+    try:
+        for index, start, length in iter_frames(buf, path):
             if parse:
-                payload = f.read(length)
-                if len(payload) < length:
-                    raise UserError(f"'{path}' is truncated (a partial record)")
-                tail = f.read(4)
-                if len(tail) < 4:
-                    raise UserError(f"'{path}' is truncated (a partial record)")
-                yield payload
+                yield checked_payload(buf, start, length, path, index)
             else:
-                end = f.seek(length + 4, os.SEEK_CUR)
-                if end > os.fstat(f.fileno()).st_size:
-                    raise UserError(f"'{path}' is truncated (a partial record)")
                 yield None
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
 
 
 def count_records(path):
-    """Number of records in a .tfrecords file, by skipping over payloads."""
+    """Number of records in a .tfrecords file, the framing checked."""
     return sum(1 for _ in _read_records(path, parse=False))
+
+
+def locate(path, offset):
+    """The index of the record whose frame holds byte `offset`, or None."""
+    buf = _map(path)
+    try:
+        for index, start, length in iter_frames(buf, path):
+            if start - 12 <= offset < start + length + 4:
+                return index
+    except UserError:
+        return None
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+    return None
+
+
+def verify_file(path, progress=None):
+    """Check every record of one file: framing, checksums, image shape.
+
+    Returns the list of problems (one line each) instead of stopping at the
+    first, for `dataset_tool info --verify`; `progress(n)` is called per
+    record.
+    """
+    problems = []
+    buf = _map(path)
+    try:
+        frames = iter_frames(buf, path)
+        while True:
+            try:
+                index, start, length = next(frames)
+            except StopIteration:
+                break
+            except UserError as e:  # framing: nothing after it can be read
+                problems.append(str(e).split("; ")[0])
+                break
+            try:
+                payload = checked_payload(buf, start, length, path, index)
+            except UserError as e:
+                problems.append(str(e).split("; ")[0])
+                payload = None
+            try:
+                if payload is not None:
+                    decode_record(payload, path)
+            except UserError as e:
+                problems.append(f"{e} (record {index})")
+            if progress is not None:
+                progress(1)
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+    return problems
 
 
 def _varint(buf, pos):
@@ -375,6 +494,57 @@ def iterate_images(path, *, res=None, max_images=None):
 # Writing
 
 
+def _encode_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _length_delimited(field, body):
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(body)) + body
+
+
+def encode_example(chw):
+    """A uint8 CHW image as a serialized tf.train.Example (shape, data).
+
+    The bytes TensorFlow's `SerializeToString(deterministic=True)` gives:
+    map entries sorted by key, the int64 list packed.
+    """
+    shape = b"".join(_encode_varint(int(d)) for d in chw.shape)
+    features = {
+        "data": _length_delimited(  # Feature.bytes_list = BytesList
+            1, _length_delimited(1, chw.tobytes())
+        ),
+        "shape": _length_delimited(  # Feature.int64_list = Int64List
+            3, _length_delimited(1, shape)
+        ),
+    }
+    entries = b"".join(
+        _length_delimited(
+            1, _length_delimited(1, key.encode()) + _length_delimited(2, value)
+        )
+        for key, value in sorted(features.items())
+    )
+    return _length_delimited(1, entries)  # Example.features
+
+
+def frame(payload):
+    """One TFRecord: length, its masked CRC, payload, its masked CRC."""
+    header = struct.pack("<Q", len(payload))
+    return (
+        header
+        + struct.pack("<I", masked_crc(header))
+        + payload
+        + struct.pack("<I", masked_crc(payload))
+    )
+
+
 def check_output_dir(out_dir, overwrite=False):
     """Refuse an output directory that already holds something.
 
@@ -418,8 +588,6 @@ class DatasetWriter:
     """
 
     def __init__(self, out_dir, overwrite=False):
-        import tensorflow as tf  # noqa: F401  (loaded before progress starts)
-
         self.out_dir = os.path.abspath(os.fspath(out_dir))
         self.overwrite = overwrite
         self.name = os.path.basename(self.out_dir.rstrip(os.sep))
@@ -438,8 +606,6 @@ class DatasetWriter:
         self._labels = None
 
     def _open(self, shape):
-        import tensorflow as tf
-
         h, w, c = shape
         if h != w or not is_power_of_two(h) or not MIN_RES <= h <= MAX_RES:
             raise UserError(
@@ -451,12 +617,10 @@ class DatasetWriter:
         self.resolution, self.channels = h, c
         for res in _chain(MIN_RES, h):
             path = os.path.join(self.tmp_dir, file_name(self.name, res))
-            self._writers[res] = tf.io.TFRecordWriter(path)
+            self._writers[res] = open(path, "wb")
 
     def add_image(self, img):
         """Append one uint8 HWC image (written at every resolution)."""
-        import tensorflow as tf
-
         img = np.asarray(img)
         if img.ndim == 2:
             img = img[:, :, None]
@@ -484,21 +648,7 @@ class DatasetWriter:
                 quant = np.rint(level).clip(0, 255).astype(np.uint8)
             else:
                 quant = chw
-            ex = tf.train.Example(
-                features=tf.train.Features(
-                    feature={
-                        "shape": tf.train.Feature(
-                            int64_list=tf.train.Int64List(value=quant.shape)
-                        ),
-                        "data": tf.train.Feature(
-                            bytes_list=tf.train.BytesList(
-                                value=[quant.tobytes()]
-                            )
-                        ),
-                    }
-                )
-            )
-            self._writers[res].write(ex.SerializeToString(deterministic=True))
+            self._writers[res].write(frame(encode_example(quant)))
         self.num_images += 1
 
     def set_labels(self, labels):

@@ -8,7 +8,13 @@ import pytest
 
 import config as config_lib
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# How long a subprocess may run before a test calls it hung and kills it.
+# Generous on purpose: tests wait for states, and a loaded 2-core machine
+# may be many times slower than an idle one; this only catches hangs.
+SUBPROCESS_DEADLINE = 3600
 
 
 def shared_data(*parts):

@@ -270,3 +270,96 @@ def test_writer_rejects_bad_sizes(tmp_path):
             with tfrecords.DatasetWriter(tmp_path / "out") as writer:
                 writer.add_image(np.zeros(shape, np.uint8))
     assert os.listdir(tmp_path) == []
+
+
+def test_writer_bytes_equal_tensorflows(tmp_path):
+    # The pure-Python writer frames and serializes exactly as TensorFlow's
+    # TFRecordWriter and SerializeToString(deterministic=True) do.
+    imgs = random_images(3, 8, seed=7)
+    info = tfrecords.find_dataset(write_dataset(tmp_path / "ours", imgs))
+    ref = str(tmp_path / "ref.tfrecords")
+    with tf.io.TFRecordWriter(ref) as w:
+        for img in imgs:
+            chw = img.transpose(2, 0, 1)
+            feature = {
+                "shape": tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=chw.shape)
+                ),
+                "data": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[chw.tobytes()])
+                ),
+            }
+            ex = tf.train.Example(features=tf.train.Features(feature=feature))
+            w.write(ex.SerializeToString(deterministic=True))
+    with open(ref, "rb") as a, open(info.files[8], "rb") as b:
+        assert a.read() == b.read()
+
+
+def _flip(path, offset):
+    data = bytearray(open(path, "rb").read())
+    data[offset] ^= 0x10
+    open(path, "wb").write(bytes(data))
+
+
+def _record_start(path, index):
+    buf = open(path, "rb").read()
+    return tfrecords.record_offsets(buf, path)[index]
+
+
+def test_a_flipped_data_byte_is_refused_by_every_reader(
+    small_dataset, run_tool
+):
+    top = os.path.join(small_dataset, "ds-r04.tfrecords")
+    start, length = _record_start(top, 2)
+    _flip(top, start + length // 2)
+    info = tfrecords.find_dataset(small_dataset)  # the framing is intact
+    named = r"ds-r04\.tfrecords' is corrupt: record 2 .*checksum"
+    # The TensorFlow-free reader (dataset tool, metrics, grids).
+    with pytest.raises(UserError, match=named):
+        list(tfrecords.iterate_images(info))
+    # tf.data, as training reads it.
+    from tests.helpers import tiny_config
+    from training.backends import tensorflow as tf_backend
+
+    cfg = tiny_config(16, batch=4, data=small_dataset)
+    strategy = tf_backend.make_strategy(devices=["/cpu:0"])
+    with pytest.raises(UserError, match=named):
+        next(tf_backend.make_batches(info, cfg, strategy))
+    # The JAX backend's stream.
+    from training.backends.jax import BatchStream
+
+    stream = BatchStream(info, 4, mirror=False, seed=0)
+    with pytest.raises(UserError, match=named):
+        next(stream)
+    stream.close()
+    # The verify command lists it and exits 2.
+    code, out, err = run_tool("info", small_dataset, "--verify")
+    last = err.strip().splitlines()[-1]  # after the progress line
+    assert code == 2 and "error:" in last and "record 2" in last
+
+
+def test_a_flipped_length_byte_is_refused_at_start(small_dataset, run_tool):
+    top = os.path.join(small_dataset, "ds-r04.tfrecords")
+    start, _ = _record_start(top, 1)
+    _flip(top, start - 12 + 2)  # inside record 1's length field
+    with pytest.raises(
+        UserError, match=r"ds-r04\.tfrecords' is corrupt: record 1 .*length"
+    ):
+        tfrecords.find_dataset(small_dataset)
+    code, _, err = run_tool("info", small_dataset, "--verify")
+    assert code == 2 and "record 1" in err
+
+
+def test_truncation_names_the_record(small_dataset):
+    top = os.path.join(small_dataset, "ds-r04.tfrecords")
+    start, _ = _record_start(top, 3)
+    with open(top, "r+b") as f:
+        f.truncate(start + 5)
+    with pytest.raises(UserError, match=r"ds-r04.* truncated in record 3"):
+        tfrecords.find_dataset(small_dataset)
+
+
+def test_verify_passes_a_good_dataset(small_dataset, run_tool):
+    code, out, _ = run_tool("info", small_dataset, "--verify")
+    assert code == 0
+    assert "12 records in 3 files: checksums and image shapes good" in out

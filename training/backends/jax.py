@@ -33,7 +33,6 @@ tf.data's shuffle buffer.
 import json
 import mmap
 import queue
-import struct
 import threading
 from types import SimpleNamespace
 
@@ -511,19 +510,6 @@ def make_train_step(state, cfg, strategy, resolution=None):
 # Data: the pure-Python TFRecord reader, seeded and resumable
 
 
-def _record_offsets(buf):
-    """(start, length) of every record payload in a TFRecord file's bytes.
-
-    Framing: uint64 length, uint32 CRC of the length, payload, uint32 CRC.
-    """
-    offsets, pos, size = [], 0, len(buf)
-    while pos + 12 <= size:
-        (length,) = struct.unpack_from("<Q", buf, pos)
-        offsets.append((pos + 12, length))
-        pos += 12 + length + 4
-    return offsets
-
-
 class BatchStream:
     """Seeded uint8 [B, H, W, C] batches of the full-resolution records.
 
@@ -538,11 +524,12 @@ class BatchStream:
     def __init__(self, info, batch, mirror, seed, skip_batches=0, ahead=4):
         from datasets import tfrecords
 
-        self.decode = tfrecords.decode_record
+        self.tfrecords = tfrecords
         self.path = info.files[info.resolution]
         with open(self.path, "rb") as f:
             self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        self.offsets = _record_offsets(self.buf)
+        # The framing is checked here, each payload's checksum as it is read.
+        self.offsets = tfrecords.record_offsets(self.buf, self.path)
         self.batch, self.mirror, self.seed = batch, mirror, seed
         self.next_batch = skip_batches
         self._perm = {}
@@ -565,10 +552,12 @@ class BatchStream:
         n = len(self.offsets)
         imgs = []
         for i in range(b * self.batch, (b + 1) * self.batch):
-            start, length = self.offsets[self._permutation(i // n)[i % n]]
-            imgs.append(
-                self.decode(self.buf[start : start + length], self.path)
+            index = self._permutation(i // n)[i % n]
+            start, length = self.offsets[index]
+            payload = self.tfrecords.checked_payload(
+                self.buf, start, length, self.path, index
             )
+            imgs.append(self.tfrecords.decode_record(payload, self.path))
         imgs = np.stack(imgs)
         if self.mirror:
             flip = np.random.default_rng([self.seed, b, 1]).random(len(imgs))

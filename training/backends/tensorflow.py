@@ -271,7 +271,48 @@ def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
         seed=cfg.seed if seed is None else seed,
         skip_batches=skip_batches,
     )
-    return iter(ds)
+    return _Checked(iter(ds), info.files[info.resolution])
+
+
+class _Checked:
+    """An iterator whose TFRecord checksum errors name the file and record.
+
+    tf.data checks every record's CRCs and raises DataLossError with a byte
+    offset; this turns that into one line naming the record.
+    """
+
+    def __init__(self, it, path):
+        self.it, self.path = it, path
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self.it)
+        except tf.errors.DataLossError as e:
+            raise pipeline_error(self.path, e) from None
+
+
+def pipeline_error(path, error):
+    """A UserError for a DataLossError that tf.data raised reading `path`."""
+    import re
+
+    from datasets import tfrecords
+    from dnnlib.util import UserError
+
+    m = re.search(r"corrupted record at (\d+)", error.message)
+    where = ""
+    if m:
+        offset = int(m.group(1))
+        index = tfrecords.locate(path, offset)
+        record = f"record {index} " if index is not None else "a record "
+        where = f": {record}(byte {offset}) fails its checksum"
+    return UserError(
+        f"'{path}' is corrupt{where}; list every bad record with "
+        "`python -m datasets.dataset_tool info --verify DIR` and rebuild "
+        "the dataset"
+    )
 
 
 def _dense(grads, model):

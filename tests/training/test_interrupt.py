@@ -1,0 +1,196 @@
+"""SIGINT/SIGTERM during training: a loadable snapshot, then exact resume.
+
+The signals are real (`os.kill` of this process) and are sent at chosen
+moments by wrapping the step function or the snapshot writer; the loop sees
+only the signal. Waits are for states (the stop flag), never for a time.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dnnlib import interrupt
+from tests.helpers import ROOT, SUBPROCESS_DEADLINE, tiny_config
+from training import snapshot, training_loop
+
+pytestmark = pytest.mark.large
+
+STEPS = 8  # batch 8, 0.064 kimg; a tick every 4 steps, a snapshot each tick
+# Two replicas (the two logical CPUs of conftest.py): the multi-replica path,
+# the one a GPU machine takes.
+DEVICES = ["/cpu:0", "/cpu:1"]
+
+
+def _cfg(data):
+    return tiny_config(
+        16,
+        batch=8,
+        xla=False,
+        data=data,
+        total_kimg=0.064,
+        kimg_per_tick=0.032,
+        network_snapshot_ticks=1,
+        grid_size=2,
+    )
+
+
+def _arrays(data):
+    return {k: data[k] for k in ("G", "D", "Gs", "G_opt", "D_opt")}
+
+
+def _assert_same(a, b):
+    for net in a:
+        assert sorted(a[net]) == sorted(b[net]), net
+        for key in a[net]:
+            np.testing.assert_array_equal(
+                a[net][key], b[net][key], err_msg=f"{net}/{key}"
+            )
+
+
+@pytest.fixture(scope="module")
+def straight(synthetic16, tmp_path_factory):
+    """The uninterrupted run's final snapshot."""
+    run = tmp_path_factory.mktemp("straight")
+    path = training_loop.training_loop(
+        _cfg(synthetic16), str(run), devices=DEVICES
+    )
+    return snapshot.load(path)
+
+
+class _SignalOnCall:
+    """Wrap a step function: send `sig` to this process before call `n`."""
+
+    def __init__(self, fn, sig, n):
+        self.fn, self.sig, self.n, self.calls = fn, sig, n, 0
+
+    def __call__(self, *args, **kwargs):
+        if self.calls == self.n:
+            os.kill(os.getpid(), self.sig)
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.fn, name)
+
+
+def _signal_at_step(monkeypatch, sig, n):
+    from training import backends
+
+    backend = backends.get()
+    make = backend.make_train_step
+
+    def make_train_step(*args, **kwargs):
+        return _SignalOnCall(make(*args, **kwargs), sig, n)
+
+    monkeypatch.setattr(backend, "make_train_step", make_train_step)
+
+
+def _signal_in_snapshot_write(monkeypatch, sig):
+    save = snapshot.save
+
+    def save_with_signal(path, data):
+        if not interrupt.requested():
+            os.kill(os.getpid(), sig)
+            interrupt._requested.wait()  # the watcher has seen it
+        save(path, data)
+
+    monkeypatch.setattr(snapshot, "save", save_with_signal)
+
+
+@pytest.mark.parametrize(
+    "sig, moment",
+    [
+        (signal.SIGINT, "first compile"),
+        (signal.SIGTERM, "mid-tick"),
+        (signal.SIGINT, "snapshot write"),
+    ],
+    ids=["sigint-compile", "sigterm-midtick", "sigint-snapshot"],
+)
+def test_signal_stops_with_snapshot_then_resume_is_exact(
+    sig, moment, synthetic16, straight, tmp_path, monkeypatch, capsys
+):
+    cfg = _cfg(synthetic16)
+    if moment == "first compile":
+        _signal_at_step(monkeypatch, sig, 0)
+    elif moment == "mid-tick":
+        _signal_at_step(monkeypatch, sig, 2)
+    else:
+        _signal_in_snapshot_write(monkeypatch, sig)
+    path = training_loop.training_loop(
+        cfg, str(tmp_path / "a"), devices=DEVICES
+    )
+    monkeypatch.undo()
+    out = capsys.readouterr().out
+    assert f"Stopped by {signal.Signals(sig).name}" in out, out
+    assert f"--resume={path}" in out
+    stopped = snapshot.load(path)
+    assert 0 < stopped["step"] < STEPS
+    if moment == "snapshot write":
+        # The snapshot being written when the signal came is the one kept.
+        assert stopped["step"] == 4
+        assert len(list((tmp_path / "a").glob("network-snapshot-*"))) == 1
+    assert not list((tmp_path / "a").glob(".*.tmp"))
+    assert not interrupt.requested()  # cleared for the next run
+    resumed = training_loop.training_loop(
+        cfg, str(tmp_path / "b"), resume=path, devices=DEVICES
+    )
+    final = snapshot.load(resumed)
+    assert final["step"] == straight["step"] == STEPS
+    _assert_same(_arrays(straight), _arrays(final))
+
+
+SECOND_SIGNAL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    sys.path.insert(0, {root!r})
+    from dnnlib import interrupt
+    from tests.helpers import tiny_config
+    from training import snapshot, training_loop
+
+    dump = snapshot.pickle.dump
+
+    def dump_then_two_signals(obj, f, protocol):
+        f.write(b"half a snapshot")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGINT)
+        interrupt._requested.wait()
+        print("FIRST-SEEN", flush=True)
+        os.kill(os.getpid(), signal.SIGINT)
+        while True:  # the watcher thread ends the process
+            time.sleep(0.05)
+
+    snapshot.pickle.dump = dump_then_two_signals
+    cfg = tiny_config(16, batch=8, xla=False, data={data!r},
+                      total_kimg=0.064, kimg_per_tick=0.032,
+                      network_snapshot_ticks=1, grid_size=2)
+    training_loop.training_loop(cfg, {run!r})
+    print("NOT-REACHED")
+    """
+)
+
+
+def test_second_signal_quits_at_once_leaving_no_partial_file(
+    synthetic16, tmp_path
+):
+    run = tmp_path / "run"
+    script = SECOND_SIGNAL_SCRIPT.format(
+        root=str(ROOT), data=synthetic16, run=str(run)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=dict(os.environ, KERAS_BACKEND="tensorflow"),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_DEADLINE,
+    )
+    assert proc.returncode == 128 + signal.SIGINT, proc.stderr[-3000:]
+    assert "FIRST-SEEN" in proc.stdout and "NOT-REACHED" not in proc.stdout
+    assert "quitting now" in proc.stderr
+    assert not list(run.glob("network-*.pkl"))
+    assert not list(run.glob(".*.tmp")), list(run.iterdir())
