@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 import config as config_lib
-from dnnlib import hardware
+from dnnlib import hardware, interrupt
 from dnnlib.util import (
     Logger,
     UserError,
@@ -286,7 +286,8 @@ def main(argv=None):
         run_dir = tempfile.mkdtemp(prefix=f"msg-stylegan-worker{index}-")
     try:
         training_loop.save_config(cfg, run_dir)
-        with Logger(os.path.join(run_dir, "log.txt")):
+        # From here on SIGINT/SIGTERM stop the run with a snapshot.
+        with interrupt.catching(), Logger(os.path.join(run_dir, "log.txt")):
             print("\n".join(devices.lines))
             if workers > 1:
                 role = "chief, writes the run" if chief else "computes only"

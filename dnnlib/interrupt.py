@@ -33,6 +33,7 @@ _lock = threading.Lock()
 _requested = threading.Event()
 _signal_name = [None]
 _temp_files = set()
+_active = []  # non-empty while `catching()` is in force
 
 
 def requested():
@@ -98,13 +99,16 @@ def _watch(sock):
 def catching():
     """Turn SIGINT and SIGTERM into a stop request while active.
 
-    Outside the main thread (where signals cannot be caught) this does
-    nothing. The flag is cleared on entry and exit, so one process can run
-    several trainings (as the tests do).
+    Outside the main thread (where signals cannot be caught), or nested
+    inside another `catching()` (train.py catches from the moment its run
+    directory exists, the loop itself too), this does nothing. The flag
+    is cleared on entry and exit, so one process can run several trainings
+    (as the tests do).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or _active:
+        yield  # signals are caught in the main thread, once
         return
+    _active.append(True)
     _requested.clear()
     _signal_name[0] = None
     reader, writer = socket.socketpair()
@@ -129,4 +133,5 @@ def catching():
         watcher.join(timeout=5)
         reader.close()
         _requested.clear()
+        _active.clear()
         sys.stderr.flush()

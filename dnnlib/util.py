@@ -144,8 +144,15 @@ def next_run_dir(outdir, desc):
             run_id += 1
 
 
-def parse_range(text):
-    """Parse `0-7,12` into [0, 1, ..., 7, 12]; bad text is a UserError."""
+MAX_RANGE = 100_000  # more images than one call should write
+
+
+def parse_range(text, limit=MAX_RANGE):
+    """Parse `0-7,12` into [0, 1, ..., 7, 12]; bad text is a UserError.
+
+    More than `limit` values (`--seeds=0-999999999`, hours of work and a
+    list that alone takes a minute to build) is refused before building.
+    """
     values = []
     for part in str(text).split(","):
         part = part.strip()
@@ -158,6 +165,11 @@ def parse_range(text):
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
             raise UserError(f"bad range '{part}': end is before start")
+        if len(values) + hi - lo + 1 > limit:
+            raise UserError(
+                f"range '{text}' asks for {len(values) + hi - lo + 1:,} or "
+                f"more values; at most {limit:,} per call: split it"
+            )
         values.extend(range(lo, hi + 1))
     return values
 

@@ -10,6 +10,7 @@ import pytest
 import config as config_lib
 import train
 from datasets import dataset_tool
+from tests.helpers import SUBPROCESS_DEADLINE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,43 +147,99 @@ def test_dry_run_prints_resolved_config(capsys, data):
     assert (cfg.total_kimg, cfg.lr, cfg.mirror) == (2.0, 0.001, True)
 
 
-@pytest.mark.large
-def test_ctrl_c_writes_a_snapshot_and_exits_cleanly(tmp_path, data):
-    import signal
-    import time
-
+def _start_training(tmp_path, data, *extra, preexec_fn=None):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "train.py",
             "--config=msg-stylegan-demo",
-            f"--data={data[32]}",
+            f"--data={data}",
             f"--outdir={tmp_path}",
             "--batch=8",
             "--tick=0.008",
             "--xla=false",
-            "--kimg=100",
+            *extra,
         ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=preexec_fn,
     )
+
+
+def _finish(proc):
+    """The rest of the output, waiting generously; kill on a hang."""
+    try:
+        out, _ = proc.communicate(timeout=SUBPROCESS_DEADLINE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"train.py hung:\n{out[-3000:]}")
+    return out
+
+
+@pytest.mark.large
+@pytest.mark.parametrize(
+    "sig, when",
+    [("SIGINT", "tick 2"), ("SIGTERM", "Training msg-stylegan-demo")],
+    ids=["sigint-at-tick-2", "sigterm-before-first-step"],
+)
+def test_signal_writes_a_snapshot_and_exits_cleanly(sig, when, tmp_path, data):
+    import signal
+
+    proc = _start_training(tmp_path, data[32], "--kimg=100")
     lines = []
-    deadline = time.time() + 300
-    for line in proc.stdout:
+    for line in proc.stdout:  # wait for a state, never for a time
         lines.append(line)
-        if line.startswith("tick 2") or time.time() > deadline:
+        if line.startswith(when):
             break
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    text = "".join(lines) + out
+    proc.send_signal(getattr(signal, sig))
+    text = "".join(lines) + _finish(proc)
     assert proc.returncode == 0, text
-    assert "Interrupted: wrote" in text, text
+    assert f"Stopped by {sig}" in text and "--resume=" in text, text
     snaps = list(tmp_path.glob("*/network-snapshot-*.pkl"))
-    assert len(snaps) == 1
+    assert len(snaps) == 1, text
     from training import snapshot
 
-    assert snapshot.load(snaps[0])["step"] >= 2
+    step = snapshot.load(snaps[0])["step"]
+    assert step >= 2 if sig == "SIGINT" else step >= 0
+    assert not list(tmp_path.glob("*/.*.tmp"))
+
+
+@pytest.mark.large
+def test_a_failing_snapshot_write_is_one_line_and_keeps_earlier_ones(
+    tmp_path, data
+):
+    import resource
+
+    # A file-size limit between the log's size and a snapshot's: the first
+    # run writes snapshots, the resumed one cannot.
+    first = _start_training(tmp_path / "a", data[32], "--kimg=0.016")
+    out = _finish(first)
+    assert first.returncode == 0, out
+    final = next((tmp_path / "a").glob("*/network-final.pkl"))
+    limit = final.stat().st_size // 2
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = _start_training(
+        tmp_path / "b",
+        data[32],
+        "--kimg=0.032",
+        f"--resume={final}",
+        preexec_fn=small_files,
+    )
+    out = _finish(proc)
+    assert proc.returncode == 2, out
+    last = out.strip().splitlines()[-1]
+    assert "error: cannot write" in last and "network-final.pkl" in last, out
+    assert "File too large" in last
+    from training import snapshot
+
+    assert snapshot.load(final)["step"] == 2  # the earlier one is intact
+    assert not list((tmp_path / "b").glob("*/network-final.pkl"))
+    assert not list((tmp_path / "b").glob("*/.*.tmp"))

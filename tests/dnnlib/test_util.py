@@ -87,3 +87,11 @@ def test_run_cli_turns_user_error_into_exit_2(capsys):
         util.run_cli(main, [])
     assert e.value.code == 2
     assert "error: bad thing happened" in capsys.readouterr().err
+
+
+def test_parse_range_refuses_absurd_counts():
+    assert len(util.parse_range("0-99999")) == 100_000
+    with pytest.raises(util.UserError, match="at most 100,000"):
+        util.parse_range("0-999999999")
+    with pytest.raises(util.UserError, match="at most 100,000"):
+        util.parse_range("0-60000,70000-130000")
