@@ -20,6 +20,7 @@ from tests.datasets.dataset_helpers import (
     write_cifar,
     write_image_folder,
 )
+from tests.helpers import SUBPROCESS_DEADLINE
 
 
 def subset_zip(src, dst, per_class, prefix):
@@ -393,7 +394,7 @@ def test_cli_is_light_and_errors_are_one_line(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert proc.stdout.strip().endswith("NO_TF"), proc.stderr
     proc = subprocess.run(
@@ -407,7 +408,7 @@ def test_cli_is_light_and_errors_are_one_line(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=SUBPROCESS_DEADLINE,
         cwd=tmp_path,
     )
     assert proc.returncode == 2

@@ -13,6 +13,7 @@ import tensorflow as tf
 from datasets import pipeline, synthetic, tfrecords
 from dnnlib.util import UserError
 from tests.datasets.dataset_helpers import ROOT, write_dataset
+from tests.helpers import SUBPROCESS_DEADLINE
 
 N = 50
 
@@ -172,7 +173,7 @@ def test_mirrored_strategy_two_replicas(dataset, tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=SUBPROCESS_DEADLINE,
     )
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]

@@ -14,7 +14,7 @@ from PIL import Image
 from dnnlib.util import UserError
 from metrics import fid_between, inception
 from metrics.feature_stats import FeatureStats, compute_stats_for_images
-from tests.helpers import shared_data
+from tests.helpers import SUBPROCESS_DEADLINE, shared_data
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,7 +177,7 @@ def test_cli_error_is_one_line(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()

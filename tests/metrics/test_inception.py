@@ -15,6 +15,7 @@ import pytest
 
 from dnnlib.util import UserError
 from metrics import inception
+from tests.helpers import SUBPROCESS_DEADLINE
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM_REFERENCE = 48  # of the 100 reference images, to keep CPU time short
@@ -110,7 +111,7 @@ def test_resize_on_jax_backend(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert out.returncode == 0 and "JAX-OK" in out.stdout, out.stderr[-3000:]
     for h, w, mode in cases:
@@ -204,7 +205,7 @@ def test_features_on_jax_backend(weights_npz, reference):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     line = [s for s in out.stdout.splitlines() if s.startswith("MAXDIFF")]

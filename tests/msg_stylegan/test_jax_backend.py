@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import SUBPROCESS_DEADLINE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
@@ -50,7 +52,7 @@ def test_forward_and_gradient_on_jax_backend():
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "JAX-OK" in proc.stdout

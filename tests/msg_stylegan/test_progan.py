@@ -18,6 +18,7 @@ from msg_stylegan.progan import (
     SpectralNorm,
 )
 from msg_stylegan.progressive import blend_all_levels
+from tests.helpers import SUBPROCESS_DEADLINE
 
 ROOT = Path(__file__).resolve().parents[2]
 Z = 16
@@ -545,7 +546,7 @@ def test_forward_and_gradient_on_jax_backend():
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "JAX-OK" in proc.stdout

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import config as config_lib
+from tests.helpers import SUBPROCESS_DEADLINE
 from training import inference, snapshot, training_loop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +137,7 @@ def test_spectral_norm_family_trains_on_jax(synthetic16, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert proc.returncode == 0 and "JAX-DONE" in proc.stdout, proc.stderr[
         -3000:

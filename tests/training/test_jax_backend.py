@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from msg_stylegan import networks
-from tests.helpers import tiny_config
+from tests.helpers import SUBPROCESS_DEADLINE, tiny_config
 from training import inference, snapshot, training_loop
 from training.backends import tensorflow as tf_backend
 
@@ -128,7 +128,7 @@ def both(tmp_path_factory, synthetic16):
     step = tf_backend.make_train_step(state, cfg, strategy)
     stats = step(inputs["reals"], 0, latents=inputs["latents"])
     after = training_loop.snapshot_data(state, cfg, 8, 1)
-    stdout, stderr = proc.communicate(timeout=600)
+    stdout, stderr = proc.communicate(timeout=SUBPROCESS_DEADLINE)
     assert proc.returncode == 0 and "JAX-DONE" in stdout, stderr[-3000:]
     with open(work / "jax_out.pkl", "rb") as f:
         jax_out = pickle.load(f)
@@ -243,7 +243,7 @@ def test_train_py_with_jax_backend(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = list(out.iterdir())

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import SUBPROCESS_DEADLINE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The JAX half. jax.jit is wrapped while make_train_step runs so that the
@@ -106,7 +108,7 @@ def runs(tmp_path_factory):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert proc.returncode == 0 and "JAX-DONE" in proc.stdout, proc.stderr[
         -3000:

@@ -17,7 +17,7 @@ import pytest
 
 import config as config_lib
 from msg_stylegan import networks
-from tests.helpers import tiny_config
+from tests.helpers import SUBPROCESS_DEADLINE, tiny_config
 from training import precision, schedule, snapshot, training_loop
 from training.backends import tensorflow as tf_backend
 
@@ -88,7 +88,7 @@ def _run(backend_name, data):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=SUBPROCESS_DEADLINE,
     )
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_config
+from tests.helpers import SUBPROCESS_DEADLINE, tiny_config
 from training import inference, schedule, snapshot, training_loop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +149,7 @@ def test_jax_backend_grows(synthetic16, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=SUBPROCESS_DEADLINE,
     )
     assert proc.returncode == 0 and "JAX-DONE" in proc.stdout, proc.stderr[
         -3000:
