@@ -194,3 +194,66 @@ def test_second_signal_quits_at_once_leaving_no_partial_file(
     assert "quitting now" in proc.stderr
     assert not list(run.glob("network-*.pkl"))
     assert not list(run.glob(".*.tmp")), list(run.iterdir())
+
+
+JAX_SIGNAL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras, numpy as np
+    assert keras.backend.backend() == "jax"
+    from tests.helpers import tiny_config
+    from training import backends, snapshot, training_loop
+
+    cfg = tiny_config(16, batch=8, data={data!r}, total_kimg=0.064,
+                      kimg_per_tick=0.032, network_snapshot_ticks=1,
+                      grid_size=2)
+    straight = training_loop.training_loop(cfg, {work!r} + "/s")
+    backend = backends.get()
+    make = backend.make_train_step
+
+    def make_train_step(*args, **kwargs):
+        step = make(*args, **kwargs)
+        calls = [0]
+
+        def wrapped(*a, **k):
+            if calls[0] == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            calls[0] += 1
+            return step(*a, **k)
+
+        wrapped.traces = 0
+        return wrapped
+
+    backend.make_train_step = make_train_step
+    stopped = training_loop.training_loop(cfg, {work!r} + "/a")
+    backend.make_train_step = make
+    step = snapshot.load(stopped)["step"]
+    assert 0 < step < 8, step
+    resumed = training_loop.training_loop(cfg, {work!r} + "/b", resume=stopped)
+    a, b = snapshot.load(straight), snapshot.load(resumed)
+    for net in ("G", "D", "Gs", "G_opt", "D_opt"):
+        for key in a[net]:
+            np.testing.assert_array_equal(a[net][key], b[net][key], key)
+    print("JAX-SIGNAL-OK", step)
+    """
+)
+
+
+def test_sigterm_on_jax_stops_with_snapshot_then_resume_is_exact(
+    synthetic16, tmp_path
+):
+    script = JAX_SIGNAL_SCRIPT.format(data=synthetic16, work=str(tmp_path))
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_DEADLINE,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "JAX-SIGNAL-OK" in proc.stdout and "Stopped by SIGTERM" in (
+        proc.stdout
+    ), proc.stdout[-3000:]
