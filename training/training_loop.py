@@ -318,8 +318,12 @@ def _train(cfg, run_dir, resume, devices):
         snapshot.save(path, data)
         saved[step] = path
 
+    stop = None  # the signal every process stops for, at the same step
     try:
-        while cur_nimg < total_nimg and not interrupt.requested():
+        while cur_nimg < total_nimg:
+            stop = backends.agree_stop(strategy, interrupt.requested())
+            if stop:
+                break
             phase = schedule.phase_at(cfg, cur_nimg)
             sched.enter(phase, step)
             out = sched.run(phase, step)
@@ -395,15 +399,16 @@ def _train(cfg, run_dir, resume, devices):
     except BaseException:
         stats.close()
         raise
+    stop = stop or interrupt.requested()
     try:
-        if interrupt.requested():
+        if stop:
             path = saved.get(step)
             if path is None:
                 kimg = cur_nimg // 1000
                 path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
                 save(path)
             print(
-                f"Stopped by {interrupt.requested()} at kimg "
+                f"Stopped by {stop} at kimg "
                 f"{cur_nimg / 1000:.1f} (step {step}): wrote '{path}'; "
                 f"continue with --resume={path} (or --resume=latest)",
                 flush=True,

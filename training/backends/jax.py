@@ -28,11 +28,19 @@ The data stream (`make_batches`) reads the TFRecords with the pure-Python
 reader in `datasets/tfrecords.py`, so this module never imports
 TensorFlow; it is seeded and resumable but not the same image order as
 tf.data's shuffle buffer.
+
+Several processes (`connect`, `jax.distributed`; one per host, or under
+SLURM one per GPU): the mesh holds every process's devices, process-major;
+each process reads only its rows of every global batch and the step
+assembles the global array from the pieces. The weights come back
+replicated; the Keras variables keep this process's copy, so grids and
+snapshots are local work.
 """
 
 import json
 import mmap
 import queue
+import signal
 import threading
 from types import SimpleNamespace
 
@@ -74,30 +82,92 @@ class Strategy:
         self.batch = NamedSharding(self.mesh, PartitionSpec("batch"))
 
 
+def connect(cluster):
+    """Join a multi-process job (`jax.distributed.initialize`).
+
+    cluster: `hardware.Cluster`; its coordinator, process count and id go
+    to JAX, or, with `cluster.auto` (a SLURM step), none do and JAX reads
+    SLURM's variables itself (coordinator: the step's first node, port from
+    the job id; one process per task; each task one GPU, SLURM_LOCALID).
+    Must run before anything asks JAX for its devices. Collectives between
+    CPU processes use gloo.
+    """
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if cluster.auto:
+        jax.distributed.initialize()
+    else:
+        jax.distributed.initialize(
+            coordinator_address=cluster.coordinator,
+            num_processes=cluster.num_processes,
+            process_id=cluster.process_id,
+        )
+    if jax.process_count() != cluster.num_processes:
+        raise UserError(
+            f"jax.distributed joined {jax.process_count()} processes, "
+            f"expected {cluster.num_processes}"
+        )
+
+
 def make_strategy(gpus=0, devices=None):
     """All GPUs (or the first `gpus`), else the first CPU device.
 
-    devices: explicit JAX devices or indices into `jax.devices()` (tests
-    use two host devices from --xla_force_host_platform_device_count).
-    One process only: a multi-worker job (TF_CONFIG, or a SLURM step of
-    several tasks) is refused rather than run as independent copies.
+    With several processes (`connect`), the same choice on every process,
+    all of them in one mesh. devices: explicit JAX devices or indices into
+    `jax.devices()` (tests use two host devices from
+    --xla_force_host_platform_device_count). A multi-worker environment
+    (TF_CONFIG, a SLURM step of several tasks) without `connect` is refused
+    rather than run as independent copies.
     """
     if devices:
         every = jax.devices()
         return Strategy(
             [every[d] if isinstance(d, int) else d for d in devices]
         )
-    if hardware.multi_worker() is not None:
+    if jax.process_count() == 1 and hardware.multi_worker() is not None:
         raise UserError(
-            "multi-process training is not implemented on the jax backend "
-            "yet (TF_CONFIG or a SLURM step of several tasks is set): run "
-            "one process per host, or use --backend=tensorflow"
+            "a multi-worker job (TF_CONFIG, or a SLURM step of several "
+            "tasks) but jax.distributed is not initialized: run train.py, "
+            "which joins the job, or use --backend=tensorflow"
         )
     found = _gpus()
     hardware.check_gpu_count(gpus, list_gpus(), LABEL)
-    if found:
-        return Strategy(found[: gpus or len(found)])
-    return Strategy(jax.devices("cpu")[:1])
+    platform = "gpu" if found else "cpu"
+    count = (gpus or len(found)) if found else 1
+    # Process-major: process p's devices hold rows [p, p + 1) * B / P.
+    return Strategy(
+        [
+            d
+            for p in range(jax.process_count())
+            for d in jax.local_devices(process_index=p, backend=platform)[
+                :count
+            ]
+        ]
+    )
+
+
+def agree_stop(strategy, requested):
+    """A stop request every process sees at the same step, or None.
+
+    requested: this process's (`interrupt.requested()`, a signal name or
+    None). One process: returned as is. Several: one all-gather of each
+    process's signal number, so a process that was signalled does not stop
+    alone and leave the others waiting in the next step's collectives.
+    """
+    if jax.process_count() == 1:
+        return requested
+    from jax.experimental import multihost_utils
+
+    number = signal.Signals[requested].value if requested else 0
+    numbers = multihost_utils.process_allgather(np.int32(number))
+    for process, number in enumerate(np.asarray(numbers).ravel()):
+        if number:
+            name = signal.Signals(int(number)).name
+            return (
+                name
+                if process == jax.process_index()
+                else (f"{name} (to process {process})")
+            )
+    return None
 
 
 def build_state(cfg, strategy):
@@ -237,14 +307,33 @@ def _to_float(reals_u8):
     return reals_u8.astype(jnp.float32) / 127.5 - 1.0
 
 
+def _put(x, sharding):
+    """x (the same global value on every process) on `sharding`'s devices.
+
+    One process: `device_put`. Several: each process places its own
+    devices' parts (device_put cannot reach another process's devices).
+    """
+    if jax.process_count() == 1:
+        return jax.device_put(x, sharding)
+    host = np.asarray(x)
+    return jax.make_array_from_callback(
+        host.shape, sharding, lambda index: host[index]
+    )
+
+
 class _Vars:
     """The step's state as lists of arrays, read from and written to Keras.
 
     Reading every call lets a caller `set_state` between steps; writing
-    back lets the loop use `state.Gs` and snapshot as on TF.
+    back lets the loop use `state.Gs` and snapshot as on TF. With several
+    processes the variables get this process's copy of each replicated
+    array (an array spanning other processes' devices cannot be read
+    here), and the step keeps the global ones for its next call.
     """
 
     def __init__(self, state):
+        self.last = {}  # the step's arrays of the last call, on its devices
+        self.written = {}  # what `write` assigned to the variables
         self.groups = {
             "g_tv": state.G.trainable_variables,
             "g_ntv": state.G.non_trainable_variables,
@@ -259,7 +348,7 @@ class _Vars:
     def read(self):
         return {k: [v.value for v in vs] for k, vs in self.groups.items()}
 
-    def placed(self, last, sharding):
+    def placed(self, sharding):
         """The current values on the step's devices.
 
         Arrays the previous step returned are already there (a variable
@@ -270,17 +359,22 @@ class _Vars:
         """
         values, moved = self.read(), 0
         for key, arrays in values.items():
-            old = last.get(key, ()) if last else ()
+            old = self.written.get(key, ())
             for i, x in enumerate(arrays):
-                if i >= len(old) or x is not old[i]:
-                    arrays[i] = jax.device_put(x, sharding)
+                if i < len(old) and x is old[i]:
+                    arrays[i] = self.last[key][i]
+                else:
+                    arrays[i] = _put(x, sharding)
                     moved += 1
         return values, moved
 
     def write(self, values):
+        self.last = values
+        several = jax.process_count() > 1
         for key, vs in self.groups.items():
             for v, x in zip(vs, values[key]):
-                v.assign(x)
+                v.assign(x.addressable_data(0) if several else x)
+        self.written = self.read()
 
 
 def make_train_step(state, cfg, strategy, resolution=None):
@@ -312,6 +406,7 @@ def make_train_step(state, cfg, strategy, resolution=None):
         w_avg_beta = G.w_avg_beta
     float_fixed = [i for i, v in enumerate(g_ntv_vars) if "float" in v.dtype]
     variables = _Vars(state)
+    processes = jax.process_count()
     several = strategy.num_replicas_in_sync > 1
 
     def scale_index(opt):
@@ -475,34 +570,39 @@ def make_train_step(state, cfg, strategy, resolution=None):
         return s, stats
 
     # No buffer donation: G and Gs may share arrays after copy_weights.
-    jitted = jax.jit(train_step, static_argnums=(5,))
+    # The new state and the statistics come back replicated.
+    jitted = jax.jit(
+        train_step, static_argnums=(5,), out_shardings=strategy.replicated
+    )
 
     def step(reals, step_index, latents=None, alpha=0.0):
         with_reg = step_index % cfg.r1_interval == 0
-        reals = jax.device_put(np.asarray(reals), strategy.batch)
+        reals = np.asarray(reals)
+        if processes > 1:
+            # This process's rows; the pieces make the global batch.
+            reals = jax.make_array_from_process_local_data(
+                strategy.batch, reals, (global_batch, *reals.shape[1:])
+            )
+        else:
+            reals = jax.device_put(reals, strategy.batch)
         if latents is not None:
             latents = jax.tree_util.tree_map(
-                lambda x: jax.device_put(
-                    np.asarray(x, np.float32), strategy.batch
-                ),
+                lambda x: _put(np.asarray(x, np.float32), strategy.batch),
                 latents,
             )
-        values, step.moved = variables.placed(step.last, strategy.replicated)
-        values, stats = jitted(
-            values,
-            reals,
-            jnp.int32(step_index),
-            jnp.float32(alpha),
-            latents,
-            bool(with_reg),
-        )
+        values, step.moved = variables.placed(strategy.replicated)
+        scalars = (np.int32(step_index), np.float32(alpha))
+        if processes == 1:
+            scalars = tuple(jnp.asarray(x) for x in scalars)
+        else:
+            scalars = tuple(_put(x, strategy.replicated) for x in scalars)
+        values, stats = jitted(values, reals, *scalars, latents, bool(with_reg))
         variables.write(values)
-        step.last = values
         step.traces = traces[0]
         return {key: float(v) for key, v in stats.items()}
 
     step.traces = 0
-    step.last, step.moved = None, 0
+    step.moved = 0
     return step
 
 
@@ -519,9 +619,15 @@ class BatchStream:
     resumed run sees the batches it would have. Mirroring flips each image
     with probability 1/2 from `(seed, b)`. A background thread keeps a few
     batches ready. (tf.data's shuffle buffer gives a different order.)
+
+    rows: (start, stop), the part of every global batch this process
+    reads (its devices' rows); the global order and flips are drawn first,
+    so the processes' parts put together are the one-process batch.
     """
 
-    def __init__(self, info, batch, mirror, seed, skip_batches=0, ahead=4):
+    def __init__(
+        self, info, batch, mirror, seed, skip_batches=0, ahead=4, rows=None
+    ):
         from datasets import tfrecords
 
         self.tfrecords = tfrecords
@@ -531,6 +637,7 @@ class BatchStream:
         # The framing is checked here, each payload's checksum as it is read.
         self.offsets = tfrecords.record_offsets(self.buf, self.path)
         self.batch, self.mirror, self.seed = batch, mirror, seed
+        self.rows = rows or (0, batch)
         self.next_batch = skip_batches
         self._perm = {}
         self._queue = queue.Queue(maxsize=ahead)
@@ -550,8 +657,9 @@ class BatchStream:
     def make(self, b):
         """Batch number `b` of the stream (deterministic)."""
         n = len(self.offsets)
+        start, stop = self.rows
         imgs = []
-        for i in range(b * self.batch, (b + 1) * self.batch):
+        for i in range(b * self.batch + start, b * self.batch + stop):
             index = self._permutation(i // n)[i % n]
             start, length = self.offsets[index]
             payload = self.tfrecords.checked_payload(
@@ -560,7 +668,8 @@ class BatchStream:
             imgs.append(self.tfrecords.decode_record(payload, self.path))
         imgs = np.stack(imgs)
         if self.mirror:
-            flip = np.random.default_rng([self.seed, b, 1]).random(len(imgs))
+            flip = np.random.default_rng([self.seed, b, 1]).random(self.batch)
+            flip = flip[start:stop]
             imgs[flip < 0.5] = imgs[flip < 0.5, :, ::-1]
         return imgs
 
@@ -595,10 +704,26 @@ class BatchStream:
         self._stop.set()
 
 
-def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
-    """An iterator of global uint8 batches (the step shards them)."""
-    from dnnlib.util import UserError
+def process_rows(strategy, batch):
+    """(start, stop): the rows of a global batch on this process's devices.
 
+    The whole batch with one process; with several, a contiguous block
+    (the mesh is process-major).
+    """
+    index = strategy.batch.addressable_devices_indices_map((batch,))
+    spans = sorted(
+        (s.start or 0, batch if s.stop is None else s.stop)
+        for (s,) in index.values()
+    )
+    start, stop = spans[0][0], spans[-1][1]
+    if sum(b - a for a, b in spans) != stop - start:
+        raise ValueError(f"this process's rows are not contiguous: {spans}")
+    return start, stop
+
+
+def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
+    """An iterator of uint8 batches: the global batch's rows on this
+    process's devices (all of it with one process); the step shards them."""
     if cfg.batch % strategy.num_replicas_in_sync:
         raise UserError(
             f"batch {cfg.batch} must be a multiple of the "
@@ -606,7 +731,12 @@ def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
         )
     seed = cfg.seed if seed is None else seed
     return BatchStream(
-        info, cfg.batch, cfg.mirror, seed, skip_batches=skip_batches
+        info,
+        cfg.batch,
+        cfg.mirror,
+        seed,
+        skip_batches=skip_batches,
+        rows=process_rows(strategy, cfg.batch),
     )
 
 
@@ -615,7 +745,7 @@ def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
 
 
 def device_name():
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]
     if device.platform == "cpu":
         return "CPU"
     return getattr(device, "device_kind", device.platform.upper())
@@ -623,10 +753,10 @@ def device_name():
 
 def peak_memory_gb():
     """Peak device memory (the largest over devices), else peak host RSS."""
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]
     if device.platform != "cpu":
         peaks = []
-        for d in jax.devices():
+        for d in jax.local_devices():
             stats = d.memory_stats() or {}
             peaks.append(stats.get("peak_bytes_in_use", 0))
         return max(peaks) / 2**30
@@ -637,22 +767,27 @@ def peak_memory_gb():
 
 def describe(strategy):
     return json.dumps(
-        {"backend": NAME, "replicas": strategy.num_replicas_in_sync}
+        {
+            "backend": NAME,
+            "replicas": strategy.num_replicas_in_sync,
+            "processes": jax.process_count(),
+        }
     )
 
 
 def _gpus():
+    """This process's GPUs."""
     try:
-        return jax.devices("gpu")
+        return jax.local_devices(backend="gpu")
     except RuntimeError:  # no GPU platform in this install
         return []
 
 
 def list_gpus():
-    """The GPUs JAX sees, as 'GPU:0 NVIDIA H200'."""
+    """The GPUs this process sees, as 'GPU:0 NVIDIA H200'."""
     return [f"GPU:{d.id} {d.device_kind}" for d in _gpus()]
 
 
 def num_gpus():
-    """GPUs JAX sees."""
+    """GPUs this process sees."""
     return len(_gpus())
