@@ -14,18 +14,23 @@ from PIL import Image
 from dnnlib.util import UserError, atomic_write
 
 
-def load_network(path, which="Gs"):
+def load_network(path, which="Gs", log=print):
     """Rebuild `which` (G or Gs) from a snapshot: returns (network, cfg).
 
     The network is built from the snapshot's stored config (data, never
     code) and its weights are assigned by variable key with shape checks,
     so a file that does not fit is a UserError naming the first mismatch.
+    A published TF1 pickle is converted on the way (msg_stylegan.convert_tf1;
+    `log` receives what was inferred).
     """
     import config as config_lib
-    from msg_stylegan import networks
+    from msg_stylegan import convert_tf1, networks
     from training import snapshot
 
-    data = snapshot.load(path)
+    if convert_tf1.is_tf1_pickle(path):
+        data = convert_tf1.convert(path, log=log)
+    else:
+        data = snapshot.load(path)
     try:
         cfg = config_lib.Config.from_json(data["config"])
     except UserError as e:
