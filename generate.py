@@ -40,6 +40,12 @@ EPILOG = """examples:
   # interp.gif (and interp.mp4 if imageio with ffmpeg is installed):
   # 30 frames from each seed to the next, a straight line in w space
   python generate.py --network=network-final.pkl --interp=0-4 --frames=30
+
+  # Gs for serving: a SavedModel folder and a .keras file in out/
+  python generate.py --network=network-final.pkl --export=savedmodel,keras
+
+  # a published TF1 pickle works directly (converted on the way)
+  python generate.py --network=karras2019stylegan-ffhq-1024x1024.pkl
 """
 
 
@@ -59,6 +65,20 @@ def _grid(text):
             f"bad grid '{text}': use WxH, e.g. 8x4"
         )
     return int(parts[0]), int(parts[1])
+
+
+EXPORT_FORMATS = ("savedmodel", "keras", "onnx")
+
+
+def _formats(text):
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(
+            f"unknown export format '{(bad or [text])[0]}'; valid: "
+            + ", ".join(EXPORT_FORMATS)
+        )
+    return formats
 
 
 def _cutoff(text):
@@ -84,7 +104,8 @@ def build_parser():
         "--network",
         metavar="PATH.pkl",
         required=True,
-        help="snapshot written by train.py (required)",
+        help="snapshot written by train.py or convert_tf1.py, or a TF1 "
+        "network pickle (required)",
     )
     g.add_argument(
         "--outdir",
@@ -172,6 +193,16 @@ def build_parser():
         help="style layers taken from the column seed; 0-3 coarse, 4-7 "
         "middle, 8 and up fine (default: 0-3)",
     )
+    e = p.add_argument_group("export (Gs for serving)")
+    e.add_argument(
+        "--export",
+        metavar="LIST",
+        type=_formats,
+        default=None,
+        help="also write Gs to --outdir as savedmodel (Gs-savedmodel/), "
+        "keras (Gs.keras) and/or onnx (Gs.onnx), comma-separated; "
+        "(z, truncation_psi) -> images at every scale (default: none)",
+    )
     i = p.add_argument_group("interpolation (interp.gif, interp.mp4)")
     i.add_argument(
         "--interp",
@@ -204,7 +235,12 @@ def check_args(args):
         raise UserError("--mix-rows and --mix-cols go together: give both")
     if args.interp is not None and len(args.interp) < 2:
         raise UserError("--interp needs at least two seeds, e.g. 0-3")
-    if args.seeds is None and args.mix_rows is None and args.interp is None:
+    if (
+        args.seeds is None
+        and args.mix_rows is None
+        and args.interp is None
+        and args.export is None
+    ):
         args.seeds = list(range(8))
     if args.grid not in (None, "auto") and args.seeds:
         cols, rows = args.grid
@@ -357,6 +393,11 @@ def main(argv=None):
         write_mix(G, args, inference)
     if args.interp is not None:
         write_interp(G, args, inference)
+    if args.export is not None:
+        from training import export
+
+        for fmt in args.export:
+            print(f"Wrote '{export.export(G, args.outdir, fmt)}'")
     return 0
 
 
