@@ -21,7 +21,7 @@ EPILOG = """examples:
   # run_metrics.py also take the TF1 file directly)
   python generate.py --network=ffhq.pkl --seeds=0-7
   python run_metrics.py --network=ffhq.pkl --data=datasets/ffhq \\
-      --metrics=fid50k
+      --metric=fid50k
 
 The pickle is read without TensorFlow 1 and without running anything in
 it: only Network states (names, settings, variables) and NumPy arrays are
