@@ -21,7 +21,7 @@ from dnnlib.util import (
     run_cli,
 )
 
-EPILOG = """examples:
+EPILOG = r"""examples:
   # the offline CPU demo on the built-in synthetic set
   python -m datasets.dataset_tool create_synthetic data/synthetic32
   python train.py --config=msg-stylegan-demo --data=data/synthetic32
@@ -33,6 +33,11 @@ EPILOG = """examples:
   python train.py --config=msg-stylegan-ffhq --data=data/ffhq --resume=latest
 
   # several hosts: set TF_CONFIG on each (see README), same command on all
+
+  # several hosts on the JAX backend: one process each, process 0's host
+  # as coordinator (in a SLURM step: no flags, JAX reads SLURM's variables)
+  python train.py --backend=jax --config=msg-stylegan-ffhq --data=data/ffhq \
+      --coordinator=host0:12345 --num-processes=2 --process-id=0
 
   # the same training on Keras' JAX backend (GPUs through JAX, no TF needed)
   python train.py --backend=jax --config=msg-stylegan-demo \
@@ -205,6 +210,30 @@ def build_parser():
         help="off, bf16, or fp16 with dynamic loss scaling (default: "
         "config's, off)",
     )
+    j = p.add_argument_group(
+        "processes (--backend=jax on several hosts; all three, or none)"
+    )
+    j.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="process 0's host and a free port there, the same on every "
+        "process (default: none; in a SLURM step of several tasks JAX "
+        "finds it)",
+    )
+    j.add_argument(
+        "--num-processes",
+        metavar="N",
+        type=arg_positive(int),
+        help="processes in the job, usually one per host (default: 1, or "
+        "SLURM's task count)",
+    )
+    j.add_argument(
+        "--process-id",
+        metavar="I",
+        type=int,
+        help="this process, 0 to N-1; process 0 writes the run "
+        "(default: 0, or SLURM_PROCID)",
+    )
     return p
 
 
@@ -255,6 +284,12 @@ def main(argv=None):
     select_backend(sys.argv[1:] if argv is None else argv)
     hardware.require_backend(hardware.keras_backend())
     args = build_parser().parse_args(argv)
+    cluster = hardware.jax_cluster(
+        hardware.keras_backend(),
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
+    )
     cfg = resolve_config(args)
     if args.dry_run:
         print(cfg.to_json())
@@ -274,8 +309,10 @@ def main(argv=None):
         snapshot.load(resume)
     from training import backends
 
+    if cluster is not None:
+        backends.get().connect(cluster)  # before JAX looks at its devices
     devices = backends.select_devices(cfg.gpus)
-    index, workers, chief = hardware.worker()
+    index, workers, chief = hardware.worker(cluster=cluster)
     n = (len(devices.gpus) or 1) * workers
     kind = "gpu" if devices.gpus else "cpu"
     if chief:

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import shutil
+from typing import NamedTuple
 
 from dnnlib.util import UserError
 
@@ -172,13 +173,17 @@ def multi_worker(environ=None):
     return None
 
 
-def worker(environ=None):
+def worker(environ=None, cluster=None):
     """This process's place in a multi-worker job: (index, count, chief).
 
     index counts the cluster's chief (if any) first, then its workers;
     `chief` is the one process that writes (TF_CONFIG's "chief" task, else
-    worker 0; in SLURM task 0). Outside a multi-worker job: (0, 1, True).
+    worker 0; in SLURM task 0; for a JAX `cluster`, process 0). Outside a
+    multi-worker job: (0, 1, True).
     """
+    if cluster is not None:
+        index = cluster.process_id
+        return index, cluster.num_processes, index == 0
     environ = os.environ if environ is None else environ
     how = multi_worker(environ)
     if how == "slurm":
@@ -208,3 +213,75 @@ def worker(environ=None):
             f"TF_CONFIG task {task} is not in its cluster of {count} tasks"
         )
     return index, count, index == 0
+
+
+class Cluster(NamedTuple):
+    """A multi-process JAX job, as `jax.distributed.initialize` takes it.
+
+    coordinator: 'HOST:PORT' of process 0's service, None when `auto`;
+    auto: JAX reads the job from SLURM's variables itself.
+    """
+
+    coordinator: str | None
+    num_processes: int
+    process_id: int
+    auto: bool = False
+
+
+def jax_cluster(
+    backend, coordinator=None, num_processes=None, process_id=None, environ=None
+):
+    """The multi-process JAX job this process joins, checked, or None.
+
+    From --coordinator, --num-processes and --process-id (all three), else
+    from a SLURM step of several tasks (JAX's own detection: SLURM_PROCID,
+    SLURM_NTASKS, the step's first node). None for one process, and for
+    the tensorflow backend, whose workers come from TF_CONFIG or SLURM.
+    """
+    flags = {
+        "--coordinator": coordinator,
+        "--num-processes": num_processes,
+        "--process-id": process_id,
+    }
+    given = [name for name, value in flags.items() if value is not None]
+    if given and backend != "jax":
+        raise UserError(
+            f"{given[0]} is for --backend=jax; TensorFlow workers take "
+            "their cluster from TF_CONFIG or SLURM"
+        )
+    if backend != "jax":
+        return None
+    if given:
+        missing = [name for name in flags if name not in given]
+        if missing:
+            raise UserError(
+                "--coordinator, --num-processes and --process-id go "
+                f"together: {', '.join(missing)} missing"
+            )
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UserError(
+                f"--coordinator={coordinator}: expected HOST:PORT, e.g. "
+                "host0:12345 (process 0's host)"
+            )
+        if num_processes < 1:
+            raise UserError(f"--num-processes={num_processes}: at least 1")
+        if not 0 <= process_id < num_processes:
+            raise UserError(
+                f"--process-id={process_id}: 0 to {num_processes - 1} for "
+                f"--num-processes={num_processes}"
+            )
+        if num_processes == 1:
+            return None
+        return Cluster(coordinator, num_processes, process_id)
+    how = multi_worker(environ)
+    if how == "tf_config":
+        raise UserError(
+            "TF_CONFIG is set, but --backend=jax takes its processes from "
+            "--coordinator, --num-processes and --process-id (or a SLURM "
+            "step): unset TF_CONFIG"
+        )
+    if how == "slurm":
+        index, count, _ = worker(environ)
+        return Cluster(None, count, index, auto=True)
+    return None

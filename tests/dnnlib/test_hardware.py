@@ -161,3 +161,35 @@ def test_worker_index_count_and_chief():
         hardware.worker(tf_config({"type": "worker", "index": 2}, worker=two))
     with pytest.raises(UserError, match="'ps'"):
         hardware.worker(tf_config({"type": "ps", "index": 0}, worker=two))
+
+
+def test_jax_cluster_from_flags_or_a_slurm_step():
+    assert hardware.jax_cluster("jax", environ={}) is None
+    flags = ("h0:1234", 2, 1)
+    assert hardware.jax_cluster("jax", *flags, environ={}) == (
+        hardware.Cluster("h0:1234", 2, 1)
+    )
+    assert hardware.worker(cluster=hardware.Cluster("h0:1", 2, 1)) == (
+        1,
+        2,
+        False,
+    )
+    # One process is no job; flags win over the environment.
+    assert hardware.jax_cluster("jax", "h0:1", 1, 0, environ={}) is None
+    step = {"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "8"}
+    assert hardware.jax_cluster("jax", environ=step) == (
+        hardware.Cluster(None, 8, 0, auto=True)
+    )
+    assert hardware.jax_cluster("tensorflow", environ=step) is None
+    for args, message in [
+        (("h0:1", None, None), "--num-processes, --process-id missing"),
+        (("h0", 2, 0), "--coordinator=h0: expected HOST:PORT"),
+        (("h0:99999", 2, 0), "expected HOST:PORT"),
+        (("h0:1", 2, 2), "--process-id=2: 0 to 1 for --num-processes=2"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            hardware.jax_cluster("jax", *args, environ={})
+    with pytest.raises(UserError, match="--coordinator is for --backend=jax"):
+        hardware.jax_cluster("tensorflow", *flags, environ={})
+    with pytest.raises(UserError, match="unset TF_CONFIG"):
+        hardware.jax_cluster("jax", environ={"TF_CONFIG": "{}"})
