@@ -3,10 +3,12 @@
 The two processes run train.py --backend=jax --coordinator=... on
 localhost, one CPU device each, on a tiny config; a third process trains
 the same config on two host devices (--xla_force_host_platform_device_count)
-through the loop. All three start at once. Same G, D, Gs and Adam states,
-and only process 0 wrote a run directory.
+through the loop. All three start at once. Process 1 gets a SIGTERM after
+its third step, and both stop there. Same G, D, Gs and Adam states as the
+third process after three steps, and only process 0 wrote a run directory.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -22,28 +24,53 @@ from training import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# train.py with the named config replaced by a tiny one; "reference" runs
-# the config train.py resolves from the same flags on two local devices.
+# train.py with the named config replaced by a tiny one. "reference" runs
+# the config train.py resolves from the same flags on two local devices;
+# "signalled" sends itself a SIGTERM after its third step (and waits until
+# it is caught, so the next agreement sees it).
 # adam_epsilon: see test_jax_multidevice.py (Adam's first step is about
 # lr * sign(g) with the default epsilon, which turns rounding into lr).
 SCRIPT = r"""
-import sys
+import os, signal, sys, time
 import config as config_lib
 import train
+from dnnlib import interrupt
 from dnnlib.util import run_cli
 from tests.helpers import tiny_config
 
 cfg = tiny_config(8, kimg_per_tick=0.016, grid_size=2,
                   network_snapshot_ticks=1, adam_epsilon=1e-2)
 config_lib.get_config = lambda name: cfg
-if sys.argv[1] == "reference":
+mode, argv = sys.argv[1], sys.argv[2:]
+if mode == "reference":
     from training import training_loop
-    args = train.build_parser().parse_args(sys.argv[3:])
+    args = train.build_parser().parse_args(argv[1:])
     training_loop.training_loop(
-        train.resolve_config(args), sys.argv[2], devices=[0, 1]
+        train.resolve_config(args), argv[0], devices=[0, 1]
     )
-else:
-    run_cli(train.main, sys.argv[1:])
+    sys.exit(0)
+if mode == "signalled":
+    from training import backends
+
+    backend = backends.get()
+    make = backend.make_train_step
+
+    def make_train_step(*args, **kwargs):
+        step = make(*args, **kwargs)
+
+        def wrapped(reals, index, **k):
+            out = step(reals, index, **k)
+            if index == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+                while not interrupt.requested():
+                    time.sleep(0.01)
+            return out
+
+        wrapped.traces = 0
+        return wrapped
+
+    backend.make_train_step = make_train_step
+run_cli(train.main, argv)
 """
 
 
@@ -75,33 +102,30 @@ def _env(devices):
 
 
 @pytest.mark.large
-def test_two_processes_equal_two_devices_and_only_process_0_writes(
+def test_two_processes_equal_two_devices_stop_together_and_one_writes(
     synthetic8, tmp_path
 ):
     jax = pytest.importorskip("jax")
     if "jax_cpu_collectives_implementation" not in jax.config.values:
         pytest.skip(f"JAX {jax.__version__} has no CPU collectives (gloo)")
     outdir = tmp_path / "runs"
-    # 3 steps of 8 images; a tick (and a snapshot) after 2.
+    # Batches of 8 images, a tick (and a snapshot) after 2 steps; the two
+    # processes would take 4 steps but stop after 3, the reference takes 3.
     flags = ["--config=test", "--backend=jax", f"--data={synthetic8}"]
-    flags += [f"--outdir={outdir}", "--kimg=0.024"]
+    flags += [f"--outdir={outdir}"]
     coordinator = f"localhost:{_free_port()}"
     commands = [
         (
-            [sys.executable, "-c", SCRIPT, *flags]
+            [sys.executable, "-c", SCRIPT, mode, *flags, "--kimg=0.032"]
             + [f"--coordinator={coordinator}", "--num-processes=2"]
             + [f"--process-id={index}"],
             _env(1),
         )
-        for index in range(2)
+        for index, mode in enumerate(["plain", "signalled"])
     ]
     ref_dir = tmp_path / "ref"
-    commands.append(
-        (
-            [sys.executable, "-c", SCRIPT, "reference", str(ref_dir), *flags],
-            _env(2),
-        )
-    )
+    ref = [sys.executable, "-c", SCRIPT, "reference", str(ref_dir), *flags]
+    commands.append((ref + ["--kimg=0.024"], _env(2)))
     procs = [
         subprocess.Popen(
             argv,
@@ -125,19 +149,27 @@ def test_two_processes_equal_two_devices_and_only_process_0_writes(
     assert "Worker 0 of 2 (chief, writes the run)" in logs[0]
     assert "Worker 1 of 2 (computes only)" in logs[1]
     assert "2 replica(s), backend jax" in logs[0]
+    # Only process 1 was signalled; both stopped after the same step.
+    assert "Stopped by SIGTERM (to process 1) at kimg 0.0 (step 3)" in logs[0]
+    assert "Stopped by SIGTERM at kimg 0.0 (step 3)" in logs[1]
 
-    # One run directory, named by both processes' devices, one series.
+    # One run directory, named by both processes' devices: the tick's
+    # snapshot, overwritten by the stop's (both are kimg 0), no final.
     runs = os.listdir(outdir)
     assert runs == ["00000-test-2cpu"], runs
     run = outdir / runs[0]
-    pkls = sorted(p.name for p in run.glob("*.pkl"))
-    assert pkls == ["network-final.pkl", "network-snapshot-000000.pkl"]
-    assert len((run / "stats.jsonl").read_text().splitlines()) == 2
+    assert sorted(p.name for p in run.glob("*.pkl")) == [
+        "network-snapshot-000000.pkl"
+    ]
+    assert len((run / "stats.jsonl").read_text().splitlines()) == 1
 
-    a = snapshot.load(str(run / "network-final.pkl"))
+    a = snapshot.load(str(run / "network-snapshot-000000.pkl"))
     b = snapshot.load(str(ref_dir / "network-final.pkl"))
     assert a["step"] == b["step"] == 3
-    assert a["config"] == b["config"]
+    config_a, config_b = (json.loads(x["config"]) for x in (a, b))
+    assert config_a.pop("total_kimg") == 0.032
+    assert config_b.pop("total_kimg") == 0.024
+    assert config_a == config_b
     # Seen: bit-equal. Both runs execute the same partitioned program, and
     # the only reduction across devices adds two partial sums, which is
     # exact in either order (gloo between processes, XLA's own within one).
@@ -154,47 +186,6 @@ def test_two_processes_equal_two_devices_and_only_process_0_writes(
                 atol=1e-6,
                 err_msg=f"{key}/{name}",
             )
-
-
-# Two processes agree on a stop that only process 1 was asked for.
-AGREE = r"""
-import sys
-from dnnlib import hardware
-from training.backends import jax as jax_backend
-
-index = int(sys.argv[2])
-jax_backend.connect(hardware.Cluster(sys.argv[1], 2, index))
-strategy = jax_backend.make_strategy()
-assert strategy.num_replicas_in_sync == 2
-print("none:", jax_backend.agree_stop(strategy, None))
-print("stop:", jax_backend.agree_stop(strategy, "SIGTERM" if index else None))
-"""
-
-
-@pytest.mark.large
-def test_a_signal_to_one_process_stops_both():
-    coordinator = f"localhost:{_free_port()}"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", AGREE, coordinator, str(index)],
-            env=_env(1),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for index in range(2)
-    ]
-    try:
-        logs = [p.communicate(timeout=SUBPROCESS_DEADLINE)[0] for p in procs]
-    finally:
-        for proc in procs:
-            proc.kill()
-    for proc, log in zip(procs, logs):
-        assert proc.returncode == 0, log[-3000:]
-        assert "none: None" in log
-    assert "stop: SIGTERM (to process 1)" in logs[0]
-    assert "stop: SIGTERM\n" in logs[1]
 
 
 def test_each_process_reads_its_rows_of_the_global_batch(synthetic8):
