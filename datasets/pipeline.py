@@ -5,7 +5,7 @@ Training reads the full-resolution file only and builds the pyramid itself
 Images stay uint8 here; `to_float` maps them to [-1, 1] where training wants.
 """
 
-import os
+import mmap
 
 import numpy as np
 import tensorflow as tf
@@ -14,7 +14,6 @@ from datasets import tfrecords
 from dnnlib.util import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
-_CACHE_LIMIT = 1 << 30  # Keep a full-res file under 1 GiB in memory.
 
 
 def to_float(imgs):
@@ -39,14 +38,12 @@ def _decode_batch(serialized, shape):
     return tf.reshape(data, [-1, h, w, c])  # [NHWC]
 
 
-def _mirror_batch(imgs, seed, step):
-    """Flip each image left-right with probability 1/2, reproducibly."""
-    n = tf.shape(imgs)[0]
-    coin = tf.random.stateless_uniform([n], seed=tf.stack([seed, step]))
-    flip = tf.cast(coin < 0.5, tf.int32)
+def _mirror_batch(imgs, flip):
+    """Flip the images where `flip` (bool [N]) is set, left-right."""
+    flip = tf.cast(flip, tf.int32)
     # Reverse only the chosen half: a broadcast select over the whole batch
     # costs several times more on CPU.
-    index = tf.dynamic_partition(tf.range(n), flip, 2)
+    index = tf.dynamic_partition(tf.range(tf.shape(imgs)[0]), flip, 2)
     keep, turn = tf.dynamic_partition(imgs, flip, 2)
     # Reverse W through a 3-D view [NH, W, C]: faster than a 4-D reverse.
     shape = tf.shape(turn)
@@ -55,38 +52,112 @@ def _mirror_batch(imgs, seed, step):
     return tf.dynamic_stitch(index, [keep, turn])
 
 
+class Stream:
+    """The one image order: record indices and flips, from the seed alone.
+
+    The stream is the concatenation of epochs, each a permutation of all
+    records drawn from `(seed, epoch)` (the identity without shuffling);
+    global batch b holds stream positions [b * B, (b + 1) * B), and its
+    flips are coins from `(seed, b, 1)`. This is also the JAX backend's
+    `BatchStream` order, so both backends see the same images.
+
+    Why the global batch is defined first: a worker then takes its rows
+    of every global batch (`rows(b, lo, hi)`), so the workers' slices are
+    disjoint, their union is the stream (within an epoch every image is
+    read once, by one worker), and a step sees the same images in the same
+    rows however the batch is split: one device, two replicas in one
+    process and two workers of one replica each train alike. Each batch is
+    found in O(1), so a resumed run continues with the batches it would
+    have seen.
+    """
+
+    def __init__(self, num_images, batch, seed, shuffle=True, mirror=False):
+        self.n, self.batch, self.seed = int(num_images), int(batch), seed
+        self.shuffle, self.mirror = shuffle, mirror
+        self._perm = {}
+
+    def permutation(self, epoch):
+        if not self.shuffle:
+            return np.arange(self.n)
+        perm = self._perm.get(epoch)
+        if perm is None:
+            # Keep two epochs (a batch may straddle them); replace the
+            # dict whole, as tf.data may call from several threads.
+            perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            keep = {e: p for e, p in self._perm.items() if e == epoch - 1}
+            self._perm = {**keep, epoch: perm}
+        return perm
+
+    def rows(self, b, lo, hi):
+        """Record indices [hi - lo] and flips of rows [lo, hi) of batch b."""
+        pos = np.arange(b * self.batch + lo, b * self.batch + hi)
+        epochs = pos // self.n
+        index = np.empty(len(pos), np.int64)
+        for e in np.unique(epochs):
+            at = epochs == e
+            index[at] = self.permutation(int(e))[pos[at] % self.n]
+        flip = np.zeros(len(pos), bool)
+        if self.mirror:
+            coins = np.random.default_rng([self.seed, b, 1]).random(self.batch)
+            flip = coins[lo:hi] < 0.5
+        return index, flip
+
+
+class _Records:
+    """Random access to one TFRecords file's checked payloads (mmap)."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        # The framing is checked here, each payload's checksum as read.
+        self.offsets = tfrecords.record_offsets(self.buf, path)
+
+    def read(self, index):
+        return np.array(
+            [
+                tfrecords.checked_payload(
+                    self.buf, *self.offsets[i], self.path, int(i)
+                )
+                for i in index
+            ],
+            dtype=object,
+        )
+
+
 def make_dataset(
     data,
     global_batch,
     *,
     strategy=None,
     mirror=False,
-    shuffle_buffer=None,
-    shuffle_mb=1024,
+    shuffle=True,
     seed=0,
     repeat=True,
     with_labels=False,
-    cache=None,
     skip_batches=0,
 ):
     """A dataset of full-resolution uint8 [N, H, W, C] batches.
 
+    The images follow `Stream`'s order. With a strategy, each worker
+    (input pipeline) reads only its own rows of every global batch: the
+    records at those stream positions, by random access, and nothing
+    else (`distribute_datasets_from_function`).
+
     Args:
         data: a dataset directory or the DatasetInfo of one.
         global_batch: images per step over all replicas; every batch is full
-            (drop_remainder) so shapes are static.
+            so shapes are static.
         strategy: a tf.distribute.Strategy; the result is then its
-            distributed dataset, each replica getting global_batch / replicas.
+            distributed dataset, each replica getting global_batch / replicas
+            (replica r: rows [r * n, (r + 1) * n) of the global batch).
         mirror: random horizontal flips (x-flip augmentation), seeded.
-        shuffle_buffer: records in the shuffle buffer; default from
-            `shuffle_mb` (StyleGAN's rule); 0 disables shuffling.
-        shuffle_mb: shuffle buffer size in MB when `shuffle_buffer` is None.
+        shuffle: a new permutation of the records every epoch; otherwise
+            the stored order.
         seed: seeds shuffling and mirroring; equal seeds give equal streams.
-        repeat: loop forever (reshuffled each epoch); otherwise one epoch,
+        repeat: loop forever; otherwise one epoch (the full batches of it),
             each image at most once.
         with_labels: also yield float32 labels [N, label_dim].
-        cache: keep the records in memory after the first epoch; default:
-            when the full-resolution file is under 1 GiB.
         skip_batches: start after this many batches of the same stream
             (a resumed run continues with the batches it would have seen).
 
@@ -109,55 +180,62 @@ def make_dataset(
         )
     if with_labels and not info.label_dim:
         raise UserError(f"dataset '{info.path}' has no labels")
+    records = _Records(info.files[info.resolution])
+    labels = info.load_labels()[: info.num_images] if with_labels else None
+    stream = Stream(info.num_images, global_batch, seed, shuffle, mirror)
+    stop = None if repeat else info.num_images // global_batch
 
-    path = info.files[info.resolution]
-    ds = tf.data.TFRecordDataset(path, buffer_size=8 << 20)
-    if with_labels:
-        labels = info.load_labels()[: info.num_images]
-        ds = tf.data.Dataset.zip(
-            (ds, tf.data.Dataset.from_tensor_slices(labels))
+    def dataset_fn(ctx=None):
+        # This worker's rows [lo, hi) of every global batch, cut into its
+        # local replicas' batches in replica order.
+        workers = ctx.num_input_pipelines if ctx else 1
+        worker = ctx.input_pipeline_id if ctx else 0
+        local = (ctx.num_replicas_in_sync if ctx else 1) // workers
+        rows = global_batch // workers
+        lo, hi = worker * rows, (worker + 1) * rows
+        n = rows // local
+        return _worker_dataset(
+            records, stream, labels, info, (lo, hi), n, skip_batches, stop
         )
-    if cache is None:
-        cache = os.path.getsize(path) < _CACHE_LIMIT
-    if cache:
-        ds = ds.cache()
 
-    if shuffle_buffer is None:
-        bytes_per_image = np.prod(info.image_shape)
-        shuffle_buffer = max((shuffle_mb << 20) // bytes_per_image, 1)
-    shuffle_buffer = min(int(shuffle_buffer), info.num_images)
-    if shuffle_buffer > 1:
-        ds = ds.shuffle(
-            shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-        )
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(global_batch, drop_remainder=True)
+    if strategy is not None:
+        return strategy.distribute_datasets_from_function(dataset_fn)
+    return dataset_fn()
 
+
+def _worker_dataset(records, stream, labels, info, rows, n, start, stop):
+    """Rows [lo, hi) of global batches start, start + 1, ... as batches of
+    n images (hi - lo = n * local replicas)."""
+    lo, hi = rows
     shape = (info.channels, info.resolution, info.resolution)
-    seed_t = tf.constant(seed, tf.int64)
 
-    def decode(step, batch):
-        serialized, lab = batch if with_labels else (batch, None)
-        imgs = _decode_batch(serialized, shape)
-        if mirror:
-            imgs = _mirror_batch(imgs, seed_t, step)
-        imgs = tf.ensure_shape(imgs, [global_batch, *info.image_shape])
-        return (imgs, lab) if with_labels else imgs
+    def read(b):
+        # Python: indices, flips and checked payloads of this worker's rows.
+        index, flip = stream.rows(int(b), lo, hi)
+        lab = labels[index] if labels is not None else np.zeros(0)
+        return records.read(index), flip, lab.astype(np.float32)
 
-    ds = ds.enumerate()
-    if skip_batches:
-        ds = ds.skip(int(skip_batches))  # before decoding: cheap
-    ds = ds.map(decode, num_parallel_calls=AUTOTUNE)
-    ds = ds.prefetch(AUTOTUNE)
+    def load(b):
+        payloads, flip, lab = tf.numpy_function(
+            read, [b], [tf.string, tf.bool, tf.float32], stateful=False
+        )
+        imgs = _decode_batch(payloads, shape)
+        if stream.mirror:
+            imgs = _mirror_batch(imgs, flip)
+        imgs = tf.ensure_shape(imgs, [hi - lo, *info.image_shape])
+        imgs = tf.reshape(imgs, [-1, n, *info.image_shape])  # [L, n, HWC]
+        if labels is None:
+            return imgs
+        return imgs, tf.reshape(lab, [-1, n, labels.shape[1]])
+
+    ds = tf.data.Dataset.range(int(start), 2**62 if stop is None else stop)
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+    ds = ds.unbatch()  # one batch of n per local replica, in replica order
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA
+        tf.data.experimental.AutoShardPolicy.OFF  # sharded by rows above
     )
-    ds = ds.with_options(options)
-    if strategy is not None:
-        return strategy.experimental_distribute_dataset(ds)
-    return ds
+    return ds.with_options(options).prefetch(AUTOTUNE)
 
 
 def load_images(data, n, *, res=None, with_labels=False):

@@ -395,7 +395,9 @@ def _train(cfg, run_dir, resume, devices):
             tick_start_nimg, tick_start_time = cur_nimg, time.time()
             maintenance = tick_start_time - m_start
     except interrupt.StopRequested:
-        pass  # a metric was abandoned; the snapshot below is what counts
+        # A metric was abandoned; the snapshot below is what counts. The
+        # other processes meet this agreement at the top of their loop.
+        stop = backends.agree_stop(strategy, interrupt.requested())
     except BaseException:
         stats.close()
         raise

@@ -56,7 +56,7 @@ def test_one_epoch_covers_every_image_once(dataset):
 
 def test_unshuffled_order_matches_the_reader(dataset):
     path, imgs, _ = dataset
-    ds = pipeline.make_dataset(path, 10, repeat=False, shuffle_buffer=0)
+    ds = pipeline.make_dataset(path, 10, repeat=False, shuffle=False)
     np.testing.assert_array_equal(np.concatenate(batches(ds)), imgs)
 
 
@@ -76,7 +76,7 @@ def test_repeat_reshuffles_each_epoch_and_is_seeded(dataset):
 
 def test_mirror_flips_about_half_reproducibly(dataset):
     path, imgs, _ = dataset
-    kw = dict(repeat=False, shuffle_buffer=0, mirror=True, seed=2)
+    kw = dict(repeat=False, shuffle=False, mirror=True, seed=2)
     out = np.concatenate(batches(pipeline.make_dataset(path, 10, **kw)))
     again = np.concatenate(batches(pipeline.make_dataset(path, 10, **kw)))
     np.testing.assert_array_equal(out, again)
@@ -198,3 +198,65 @@ def test_skip_batches_resumes_the_same_stream(dataset):
     for (x, y), (a, b) in zip(full[9:], resumed):
         np.testing.assert_array_equal(x, a)
         np.testing.assert_array_equal(y, b)
+
+
+class _Workers:
+    """A stand-in strategy: `workers` input pipelines of `local` replicas;
+    `distribute_datasets_from_function` returns every worker's dataset."""
+
+    def __init__(self, workers, local):
+        self.workers, self.local = workers, local
+        self.num_replicas_in_sync = workers * local
+
+    def distribute_datasets_from_function(self, fn):
+        return [
+            fn(
+                tf.distribute.InputContext(
+                    num_input_pipelines=self.workers,
+                    input_pipeline_id=w,
+                    num_replicas_in_sync=self.num_replicas_in_sync,
+                )
+            )
+            for w in range(self.workers)
+        ]
+
+
+def test_each_worker_reads_its_rows_of_the_one_global_batch(dataset):
+    # 2 workers x 2 replicas, global batch 8: worker w's replica i gets rows
+    # [(2w + i) * 2, (2w + i + 1) * 2) of the global batch one device reads,
+    # and over an epoch the workers read disjoint images.
+    path, _, labels = dataset
+    kw = dict(mirror=True, seed=3, with_labels=True, repeat=False)
+    whole = batches(pipeline.make_dataset(path, 8, **kw))
+    per_worker = pipeline.make_dataset(path, 8, strategy=_Workers(2, 2), **kw)
+    got = [batches(ds) for ds in per_worker]
+    assert [len(g) for g in got] == [2 * len(whole)] * 2
+    for b, (x, y) in enumerate(whole):
+        for w in range(2):
+            for i in range(2):
+                r = 2 * w + i
+                part, lab = got[w][2 * b + i]
+                np.testing.assert_array_equal(part, x[2 * r : 2 * r + 2])
+                np.testing.assert_array_equal(lab, y[2 * r : 2 * r + 2])
+    seen = [
+        [img.tobytes() for part, _ in g for img in part.copy()] for g in got
+    ]
+    assert not set(seen[0]) & set(seen[1])
+    assert len(seen[0]) + len(seen[1]) == 48
+
+
+def test_the_stream_is_the_jax_backends(dataset):
+    # One data order for both backends: the same images, flips included.
+    from datasets import tfrecords
+    from training.backends.jax import BatchStream
+
+    path, _, _ = dataset
+    info = tfrecords.find_dataset(path)
+    stream = BatchStream(info, 8, mirror=True, seed=5, skip_batches=4)
+    try:
+        want = [next(stream) for _ in range(5)]
+    finally:
+        stream.close()
+    ds = pipeline.make_dataset(path, 8, mirror=True, seed=5, skip_batches=4)
+    for a, b in zip(want, batches(ds, 5)):
+        np.testing.assert_array_equal(a, b)

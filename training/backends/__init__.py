@@ -28,13 +28,10 @@ def agree_stop(strategy, requested):
     """The stop request every process of the job acts on at the same step.
 
     requested: this process's (`interrupt.requested()`: a signal name or
-    None). The JAX backend reduces it over its processes (one all-gather);
-    one process, or TensorFlow workers (not agreed yet), get it back as is.
+    None). Both backends gather it over the processes (one all-gather per
+    step); one process gets it back as is.
     """
-    backend = get()
-    if backend.NAME == "jax":
-        return backend.agree_stop(strategy, requested)
-    return requested
+    return get().agree_stop(strategy, requested)
 
 
 def select_devices(gpus=0, required=True, proc=None, path=None):

@@ -11,8 +11,12 @@ Latents and noise are drawn for the whole global batch from stateless seeds
 same result on one device or many, and a resumed run continues exactly.
 """
 
+import contextlib
 import json
 import os
+import re
+import signal
+import threading
 from types import SimpleNamespace
 
 import keras
@@ -73,13 +77,32 @@ def _new_strategy(gpus, devices):
     used = gpus or len(found)
     resolver = cluster_resolver(used)
     if resolver is not None:
-        return tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=resolver
-        )
+        with _keeping_signal_handlers():
+            return tf.distribute.MultiWorkerMirroredStrategy(
+                cluster_resolver=resolver
+            )
     if used:
         names = [d.name for d in tf.config.list_logical_devices("GPU")]
         return tf.distribute.MirroredStrategy(devices=names[:used])
     return tf.distribute.MirroredStrategy(devices=["/cpu:0"])
+
+
+@contextlib.contextmanager
+def _keeping_signal_handlers():
+    """Put back Python's SIGINT/SIGTERM handlers after the block.
+
+    Starting a multi-worker strategy installs TensorFlow's own SIGTERM
+    handler (its preemption notices), which would swallow the signal that
+    `dnnlib.interrupt` turns into a clean stop with a snapshot.
+    """
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for s, handler in kept.items():
+                if handler is not None:
+                    signal.signal(s, handler)
 
 
 def cluster_resolver(gpus):
@@ -257,32 +280,43 @@ def _unscaled(grads, scale):
 
 
 def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
-    """An iterator of per-replica uint8 batches of the global batch.
+    """An iterator of per-replica uint8 batches of the global batch, each
+    worker reading only its own rows (`datasets.pipeline.Stream`).
 
     seed: the stream's seed (default `cfg.seed`).
     """
     from datasets import pipeline
 
+    seed = cfg.seed if seed is None else seed
+    found = _gather(strategy, [skip_batches, seed])
+    if (found != found[0]).any():
+        raise UserError(
+            "the workers start from different places in the data "
+            f"(batch, seed per replica: {found.astype(int).tolist()}): every "
+            "worker must --resume from the same snapshot; with "
+            "--resume=latest their --outdir must be one shared folder"
+        )
     ds = pipeline.make_dataset(
         info,
         cfg.batch,
         strategy=strategy,
         mirror=cfg.mirror,
-        seed=cfg.seed if seed is None else seed,
+        seed=seed,
         skip_batches=skip_batches,
     )
-    return _Checked(iter(ds), info.files[info.resolution])
+    return _Checked(iter(ds))
 
 
 class _Checked:
-    """An iterator whose TFRecord checksum errors name the file and record.
+    """An iterator whose read errors are the reader's one-line UserError.
 
-    tf.data checks every record's CRCs and raises DataLossError with a byte
-    offset; this turns that into one line naming the record.
+    The records are read in Python inside tf.data (`tf.numpy_function`),
+    which re-raises a UserError (a record failing its checksum, naming the
+    file and record) as an OpError carrying its text.
     """
 
-    def __init__(self, it, path):
-        self.it, self.path = it, path
+    def __init__(self, it):
+        self.it = it
 
     def __iter__(self):
         return self
@@ -290,29 +324,59 @@ class _Checked:
     def __next__(self):
         try:
             return next(self.it)
-        except tf.errors.DataLossError as e:
-            raise pipeline_error(self.path, e) from None
+        except tf.errors.OpError as e:
+            m = re.search(r"UserError: (.*)", e.message)
+            if m is None:
+                raise
+            raise UserError(m.group(1).strip()) from None
 
 
-def pipeline_error(path, error):
-    """A UserError for a DataLossError that tf.data raised reading `path`."""
-    import re
+def agree_stop(strategy, requested):
+    """The stop request every worker acts on, at the same step, or None.
 
-    from datasets import tfrecords
-    from dnnlib.util import UserError
+    requested: this worker's (`interrupt.requested()`: a signal name or
+    None). In a multi-worker job each replica's signal number is gathered
+    (one small collective, every step), so a signal to any worker stops
+    them all after the same step; without it the others would wait in the
+    next step's collective for good. One process: returned as is.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return requested
+    number = signal.Signals[requested].value if requested else 0
+    numbers = _gather(strategy, [number])[:, 0].astype(int)
+    if requested or not numbers.any():
+        return requested
+    replica = int(np.flatnonzero(numbers)[0])
+    local = len(strategy.extended.worker_devices)
+    name = signal.Signals(int(numbers[replica])).name
+    return f"{name} (to worker {replica // local})"
 
-    m = re.search(r"corrupted record at (\d+)", error.message)
-    where = ""
-    if m:
-        offset = int(m.group(1))
-        index = tfrecords.locate(path, offset)
-        record = f"record {index} " if index is not None else "a record "
-        where = f": {record}(byte {offset}) fails its checksum"
-    return UserError(
-        f"'{path}' is corrupt{where}; list every bad record with "
-        "`python -m datasets.dataset_tool info --verify DIR` and rebuild "
-        "the dataset"
-    )
+
+_gathers = {}  # strategy -> its compiled `_gather`
+
+
+def _gather(strategy, values):
+    """Every replica's `values` (the same list on each): float64 [R, k].
+
+    Outside a multi-worker job every replica holds this process's values,
+    so nothing is exchanged.
+    """
+    values = np.asarray(values, np.float64)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return np.tile(values, (strategy.num_replicas_in_sync, 1))
+    if strategy not in _gathers:
+
+        @tf.function
+        def gather(x):
+            def on_replica():
+                ctx = tf.distribute.get_replica_context()
+                return ctx.all_gather(x[None], axis=0)
+
+            out = strategy.run(on_replica)
+            return strategy.experimental_local_results(out)[0]
+
+        _gathers[strategy] = gather
+    return _gathers[strategy](tf.constant(values)).numpy()
 
 
 def _dense(grads, model):
