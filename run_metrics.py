@@ -27,9 +27,10 @@ EPILOG = """examples:
 Results are appended to <run dir>/metric-<name>.txt when --network is a run
 directory, or a .pkl in a folder holding config.json (a run directory).
 Real statistics are cached in $MSG_STYLEGAN_CACHE (~/.cache/msg_stylegan).
-Generation and feature extraction run on one device, the first visible one
-(set CUDA_VISIBLE_DEVICES to choose it); --gpus is accepted for
-compatibility with train.py and StyleGAN's command lines.
+--gpus=N generates images and extracts features on the first N visible GPUs,
+a batch on each at a time (the value does not depend on N); the default runs
+on one device, the first visible GPU or the CPU (CUDA_VISIBLE_DEVICES
+chooses which).
 """
 
 _SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.pkl")
@@ -122,7 +123,7 @@ def build_parser():
         metavar="N",
         type=arg_positive(int),
         default=1,
-        help="accepted for compatibility; metrics use one device "
+        help="GPUs that generate and extract features, a batch each "
         "(default: %(default)s)",
     )
     return p
@@ -168,8 +169,8 @@ def main(argv=None):
     # --gpus=1 (the default) may run on the CPU; more must exist.
     devices = backends.select_devices(args.gpus, required=args.gpus > 1)
     print("\n".join(devices.lines))
-    if args.gpus > 1:
-        print(f"note: --gpus={args.gpus}: metrics run on one device")
+    # Keras device names; select_devices checked that these GPUs exist.
+    used = [f"gpu:{i}" for i in range(args.gpus)] if args.gpus > 1 else None
     for path in paths:
         for name in args.metric:
             metric_main.evaluate_snapshot(
@@ -182,6 +183,7 @@ def main(argv=None):
                 num=args.num,
                 batch_size=args.batch,
                 resize=args.fid_resize,
+                devices=used,
             )
     return 0
 

@@ -295,7 +295,40 @@ def compute_stats_for_images(
         FeatureStats (`mean_cov()`, `origin`, and `features()` when
         capture_all).
     """
-    origin = Origin(extractor.resize, extractor.weights_id)
+
+    def features():
+        done = 0
+        for images in batches:
+            if max_items is not None:
+                if done >= max_items:
+                    return
+                images = images[: max_items - done]
+            done += len(images)
+            yield extractor(images)
+
+    return compute_stats(
+        features(),
+        Origin(extractor.resize, extractor.weights_id),
+        max_items=max_items,
+        cache_key=cache_key,
+        capture_all=capture_all,
+        desc=desc,
+        progress=progress,
+    )
+
+
+def compute_stats(
+    features,
+    origin,
+    max_items=None,
+    cache_key=None,
+    capture_all=False,
+    desc="features",
+    progress=True,
+):
+    """Statistics of an iterable of feature batches [n, dim] (`origin`: how
+    they are made); the cache as in `compute_stats_for_images`, which is
+    checked before `features` is iterated."""
     path = None
     if cache_key is not None:
         path = stats_cache_path(cache_key, origin, max_items, capture_all)
@@ -308,16 +341,14 @@ def compute_stats_for_images(
         max_items=max_items, capture_all=capture_all, origin=origin
     )
     bar = Progress(max_items, desc) if progress else None
-    for images in batches:
+    for feats in features:
         interrupt.check()  # a signal during training abandons the metric
-        if stats.is_full():
-            break
-        if stats.max_items is not None:
-            images = images[: stats.max_items - stats.num_items]
-        feats = extractor(images)
+        n = stats.num_items
         stats.append(feats)
         if bar:
-            bar.update(len(feats))
+            bar.update(stats.num_items - n)
+        if stats.is_full():
+            break
     if bar:
         bar.close()
     if path is not None:

@@ -12,8 +12,11 @@ Heavy imports (Keras, the networks, the Inception port) happen inside the
 functions, so `check_metric_names()` and CLI `--help` stay instant.
 """
 
+import contextlib
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +61,8 @@ class MetricOptions:
         extractor: a `metrics.inception.FeatureExtractor`.
         num: an image count overriding the metric's own (quick checks).
         progress: show progress bars on stderr.
+        devices: Keras device names ('gpu:0', 'gpu:1') to spread the
+            generation and Inception passes over; None: the default device.
     """
 
     G: object
@@ -66,6 +71,7 @@ class MetricOptions:
     extractor: object
     num: int | None = None
     progress: bool = True
+    devices: list | None = None
 
     def count(self, default):
         return self.num if self.num else default
@@ -146,16 +152,14 @@ def iterate_reals(data, num, batch_size, mirror=False, seed=REAL_SEED):
         yield np.stack(batch)
 
 
-def iterate_fakes(G, num, batch_size, seed=FAKE_SEED):
-    """uint8 [n, R, R, C] batches of `num` full-resolution Gs images.
+def fake_inputs(G, num, batch_size, seed=FAKE_SEED):
+    """(z, noise) NumPy batches for `num` fakes, `batch_size` at a time.
 
-    No truncation and random noise, as StyleGAN's FID. Latents come from
-    `np.random.RandomState(seed)` and the noise from a Keras seed generator
-    made from the same seed, so two calls see the same images.
+    Latents come from `np.random.RandomState(seed)` and the noise from a
+    Keras seed generator made from the same seed, so two calls (on any
+    number of devices) see the same images.
     """
     import keras
-
-    from training.inference import to_uint8
 
     rnd = np.random.RandomState(seed)
     noise_gen = keras.random.SeedGenerator(seed)
@@ -164,15 +168,125 @@ def iterate_fakes(G, num, batch_size, seed=FAKE_SEED):
         n = min(batch_size, num - start)
         z = rnd.randn(n, G.z_dim).astype(np.float32)
         noise = [
-            keras.random.normal((n, r, r, 1), seed=noise_gen) for r in noise_res
+            keras.ops.convert_to_numpy(
+                keras.random.normal((n, r, r, 1), seed=noise_gen)
+            )
+            for r in noise_res
         ]
-        imgs = G(
-            z,
-            truncation_psi=1.0,
-            noise_mode="random",
-            noise=noise,
-        )
-        yield to_uint8(keras.ops.convert_to_numpy(imgs[-1]))
+        yield z, noise
+
+
+def generate(G, z, noise):
+    """uint8 [n, R, R, C] full-resolution images: no truncation, random
+    noise (the given images), as StyleGAN's FID."""
+    import keras
+
+    from training.inference import to_uint8
+
+    imgs = G(z, truncation_psi=1.0, noise_mode="random", noise=noise)
+    return to_uint8(keras.ops.convert_to_numpy(imgs[-1]))
+
+
+def iterate_fakes(G, num, batch_size, seed=FAKE_SEED):
+    """uint8 [n, R, R, C] batches of `num` full-resolution Gs images."""
+    for z, noise in fake_inputs(G, num, batch_size, seed):
+        yield generate(G, z, noise)
+
+
+# --------------------------------------------------------------------------
+# Devices
+
+
+def on_devices(fn, items, devices):
+    """Yield `fn(d, item)` for every item, in item order.
+
+    Item k runs on `devices[d]`, d = k mod len(devices), inside
+    `keras.device`, in that device's own thread, with up to two items per
+    device in flight (TensorFlow and JAX release the GIL while they
+    compute, so the devices work at once). `fn` must use device d's own
+    copies of the networks (`replicas`). Each result depends on its item
+    alone (the networks work image by image), so the results are those of
+    one device. devices: None or one device: in this thread.
+    """
+    import keras
+
+    if not devices or len(devices) == 1:
+        scope = keras.device(devices[0]) if devices else _no_scope()
+        with scope:
+            for item in items:
+                yield fn(0, item)
+        return
+
+    def run(d, item):
+        with keras.device(devices[d]):
+            return fn(d, item)
+
+    pools = [ThreadPoolExecutor(1, f"metrics-{d}") for d in devices]
+    pending = deque()
+    try:
+        for k, item in enumerate(items):
+            d = k % len(devices)
+            pending.append(pools[d].submit(run, d, item))
+            if len(pending) >= 2 * len(devices):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _no_scope():
+    yield
+
+
+_replicas = {}  # (kind, device) -> (original, its copy on that device)
+
+
+def replicas(original, devices, copy):
+    """`original` for each device: a copy made there with `copy(original)`
+    inside `keras.device` (kept while the original is the same object);
+    the original itself without devices."""
+    import keras
+
+    if not devices or len(devices) == 1:
+        return [original]
+    out = []
+    for device in devices:
+        key = (copy.__name__, device)
+        held = _replicas.get(key)
+        if held is None or held[0] is not original:
+            with keras.device(device):
+                held = _replicas[key] = (original, copy(original))
+        out.append(held[1])
+    return out
+
+
+def copy_generator(G):
+    """Gs rebuilt from its Keras config, with the same values."""
+    from msg_stylegan import networks
+
+    G2 = type(G).from_config(G.get_config())
+    G2.build((None, G.z_dim))
+    networks.set_state(G2, networks.get_state(G), what=G.name)
+    return G2
+
+
+def copy_extractor(extractor):
+    """A FeatureExtractor with the same Inception weights and options."""
+    from metrics import inception as inception_lib
+
+    model = inception_lib.build_inception(extractor.resize)
+    model.set_weights(extractor.model.get_weights())
+    model.weights_id = extractor.weights_id
+    return inception_lib.FeatureExtractor(model, extractor.batch_size)
+
+
+def _origin(extractor):
+    from metrics.feature_stats import Origin
+
+    return Origin(extractor.resize, extractor.weights_id)
 
 
 def real_stats(opts, num, capture_all=False):
@@ -183,10 +297,7 @@ def real_stats(opts, num, capture_all=False):
     are part of the cache file's name too.
     """
     from datasets.tfrecords import find_dataset
-    from metrics.feature_stats import (
-        compute_stats_for_images,
-        dataset_cache_key,
-    )
+    from metrics.feature_stats import compute_stats, dataset_cache_key
 
     info = find_dataset(opts.data)
     key = dataset_cache_key(
@@ -195,9 +306,13 @@ def real_stats(opts, num, capture_all=False):
         mirror=bool(opts.mirror),
         draw=f"shuffled-{REAL_SEED}",
     )
-    return compute_stats_for_images(
-        iterate_reals(opts.data, num, opts.extractor.batch_size, opts.mirror),
-        opts.extractor,
+    extractors = replicas(opts.extractor, opts.devices, copy_extractor)
+    batches = iterate_reals(
+        opts.data, num, opts.extractor.batch_size, opts.mirror
+    )
+    return compute_stats(
+        on_devices(lambda d, imgs: extractors[d](imgs), batches, opts.devices),
+        _origin(opts.extractor),
         max_items=num,
         cache_key=key,
         capture_all=capture_all,
@@ -211,11 +326,18 @@ def fake_stats(opts, num, capture_all=False):
 
     Generated in batches of the extractor's size, so none is padded.
     """
-    from metrics.feature_stats import compute_stats_for_images
+    from metrics.feature_stats import compute_stats
 
-    return compute_stats_for_images(
-        iterate_fakes(opts.G, num, opts.extractor.batch_size),
-        opts.extractor,
+    Gs = replicas(opts.G, opts.devices, copy_generator)
+    extractors = replicas(opts.extractor, opts.devices, copy_extractor)
+
+    def features(d, inputs):
+        return extractors[d](generate(Gs[d], *inputs))
+
+    inputs = fake_inputs(opts.G, num, opts.extractor.batch_size)
+    return compute_stats(
+        on_devices(features, inputs, opts.devices),
+        _origin(opts.extractor),
         max_items=num,
         capture_all=capture_all,
         desc="fakes",
@@ -378,6 +500,7 @@ def evaluate_snapshot(
     batch_size=None,
     progress=True,
     resize=None,
+    devices=None,
 ):
     """Compute metric `name` of a snapshot's Gs, print and log the line.
 
@@ -394,6 +517,9 @@ def evaluate_snapshot(
             extractor's, else 50).
         resize: the resize mode to 299x299, `tf1` (None: the default) or
             `half-pixel`; an extractor passed as `inception` must match.
+        devices: Keras device names ('gpu:0', 'gpu:1') that generate and
+            extract features, a batch each at a time (None: the default
+            device); the value is the same as on one device.
 
     Returns:
         MetricResult.
@@ -411,6 +537,7 @@ def evaluate_snapshot(
         extractor=extractor,
         num=num,
         progress=progress,
+        devices=list(devices) if devices else None,
     )
     start = time.time()
     out = _METRICS[name](opts)

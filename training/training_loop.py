@@ -433,6 +433,9 @@ def run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg):
         return
     from metrics import metric_main
 
+    # The run's GPUs generate and extract features, a batch each.
+    gpus = cfg.gpus or backends.get().num_gpus()
+    devices = [f"gpu:{i}" for i in range(gpus)] if gpus > 1 else None
     for name in cfg.metrics:
         result = metric_main.evaluate_snapshot(
             name,
@@ -441,6 +444,7 @@ def run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg):
             mirror=cfg.mirror,
             run_dir=run_dir,
             resize=cfg.fid_resize,
+            devices=devices,
         )
         stats.scalars({f"Metrics/{name}": result.value}, cur_nimg / 1000)
 

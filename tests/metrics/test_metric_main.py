@@ -221,3 +221,24 @@ def test_train_flag_sets_the_config(dataset):
     assert cfg.fid_resize == "tf1"
     args = train.build_parser().parse_args(argv + ["--fid-resize=half-pixel"])
     assert train.resolve_config(args).fid_resize == "half-pixel"
+
+
+def test_fid_on_two_devices_equals_one(run_dir, dataset, weights_npz, tmp_path):
+    """--gpus=N's path on the two logical CPUs: the reals' and the fakes'
+    batches alternate between the devices, the value is one device's."""
+    import shutil
+
+    snap = run_dir / "network-snapshot-000000.pkl"
+    extractor = metric_main.get_extractor(str(weights_npz), batch_size=NUM // 2)
+    kw = dict(data=dataset, inception=extractor, num=NUM, progress=False)
+    one = metric_main.evaluate_snapshot("fid1k", snap, **kw)
+    shutil.rmtree(tmp_path / "cache")  # compute the reals again, too
+    devices = ["cpu:0", "cpu:1"]
+    two = metric_main.evaluate_snapshot("fid1k", snap, devices=devices, **kw)
+    assert (two.num_real, two.num_fake) == (NUM, NUM)
+    assert two.value == pytest.approx(one.value, rel=1e-5)
+    # Each device has its own copy of Gs and of the Inception network.
+    for kind in ("copy_generator", "copy_extractor"):
+        copy = metric_main._replicas[(kind, "cpu:1")][1]
+        model = copy.model if kind == "copy_extractor" else copy
+        assert model.weights[0].value.device.endswith("CPU:1")
