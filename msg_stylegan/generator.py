@@ -327,21 +327,113 @@ class SynthesisNetwork(keras.layers.Layer):
         }
 
 
-class Generator(keras.Model):
-    """Mapping + synthesis: z -> list of images, 4x4 first, full size last.
+class BaseGenerator(keras.Model):
+    """What every generator family shares: z -> an RGB image per level.
 
-    With `progressive=True` (the published StyleGAN baseline, SPEC section
-    10) the output is a list of ONE full-size image at a level of detail:
-    a training step passes the current `resolution` (static) and the fade
-    weight `alpha` (runtime); other calls use the stored `lod` weight, which
-    the training loop keeps current and snapshots carry.
-
-    Every generator family offers the same call, so the training backends
-    never look inside: `call(z, ..., resolution, alpha, mixing, return_ws)`
-    where `mixing=(z2, cutoff)` takes layers from `cutoff` on from z2's w
+    Every family offers the same call, so the training backends never look
+    inside: `call(z, ..., resolution, alpha, mixing, return_ws)` where
+    `mixing=(z2, cutoff)` takes layers from `cutoff` on from z2's w
     (style-mixing regularisation) and `return_ws` also returns the unmixed
     ws (for the w_avg update); `noise_resolutions` and `w_avg` say what the
-    step must draw and track.
+    step must draw and track. A family supplies `map_latents` (z -> ws and
+    what its blocks take) and `levels` (the RGB images of its blocks up to
+    a resolution, coarse to fine).
+
+    `progressive=False` returns the images coarse to fine (4x4 first, full
+    size last). `progressive=True` (SPEC section 10) returns a list of ONE
+    full-size image at a level of detail: a training step passes the
+    current `resolution` (static) and the fade weight `alpha` (runtime, the
+    weight of the coarser level); other calls blend every level at the
+    stored non-trainable `lod` weight, which the training loop keeps
+    current and snapshots carry.
+
+    Args:
+        img_resolution: int, power of two in 8..1024.
+        img_channels: int. z_dim: int, the latent size.
+        channel_base, channel_max: int, see `channels_for`.
+        progressive: bool, one full-size output at a level of detail.
+    """
+
+    def __init__(
+        self,
+        img_resolution=1024,
+        img_channels=3,
+        z_dim=512,
+        channel_base=16384,
+        channel_max=512,
+        progressive=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_resolution(img_resolution)
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.z_dim = z_dim
+        self.channel_base = channel_base
+        self.channel_max = channel_max
+        self.progressive = progressive
+        self.resolutions = resolutions_for(img_resolution)
+
+    def build_lod(self):
+        """The stored level of detail of a progressive generator."""
+        if self.progressive:
+            self.lod = self.add_weight(
+                name="lod",
+                shape=(),
+                initializer="zeros",
+                dtype="float32",
+                trainable=False,
+            )
+
+    def call(
+        self,
+        z,
+        truncation_psi=1.0,
+        truncation_cutoff="default",
+        noise_mode="random",
+        noise=None,
+        resolution=None,
+        alpha=None,
+        mixing=None,
+        return_ws=False,
+    ):
+        ws, x = self.map_latents(z, truncation_psi, truncation_cutoff, mixing)
+        imgs = self.images(x, resolution, alpha, noise_mode, noise)
+        return (imgs, ws) if return_ws else imgs
+
+    def images(
+        self, x, resolution=None, alpha=None, noise_mode="random", noise=None
+    ):
+        """What `call` returns for `x`, the input of `levels`."""
+        noise = dict(noise_mode=noise_mode, noise=noise)
+        if not self.progressive:
+            return self.levels(x, **noise)
+        if resolution is None:
+            # Every level, blended at the stored lod.
+            return [prog.blend_all_levels(self.levels(x, **noise), self.lod)]
+        # Training: the blocks up to `resolution`, faded by alpha.
+        imgs = self.levels(x, resolution, **noise)
+        previous = imgs[-2] if len(imgs) > 1 else None
+        return prog.training_output(
+            imgs[-1], previous, alpha, self.img_resolution
+        )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "img_resolution": self.img_resolution,
+            "img_channels": self.img_channels,
+            "z_dim": self.z_dim,
+            "channel_base": self.channel_base,
+            "channel_max": self.channel_max,
+            "progressive": self.progressive,
+        }
+
+
+class Generator(BaseGenerator):
+    """Mapping + synthesis: z -> list of images, 4x4 first, full size last
+    (or one image at a level of detail when progressive, the published
+    StyleGAN baseline; see `BaseGenerator`).
 
     Args:
         img_resolution, img_channels, channel_base, channel_max: as the
@@ -366,17 +458,18 @@ class Generator(keras.Model):
         progressive=False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_resolution(img_resolution)
-        self.progressive = progressive
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.z_dim = z_dim
+        super().__init__(
+            img_resolution,
+            img_channels,
+            z_dim,
+            channel_base,
+            channel_max,
+            progressive,
+            **kwargs,
+        )
         self.w_dim = w_dim
         self.mapping_layers = mapping_layers
         self.mapping_lr_multiplier = mapping_lr_multiplier
-        self.channel_base = channel_base
-        self.channel_max = channel_max
         self.w_avg_beta = w_avg_beta
         self.truncation_cutoff = truncation_cutoff
         self.num_ws = num_ws_for(img_resolution)
@@ -421,10 +514,7 @@ class Generator(keras.Model):
     def synthesize(self, ws, noise_mode="random", noise=None):
         """ws -> images as `call` returns them (at the stored lod when
         progressive)."""
-        imgs = self.synthesis(ws, noise_mode=noise_mode, noise=noise)
-        if self.progressive:
-            imgs = [prog.blend_all_levels(imgs, self.lod)]
-        return imgs
+        return self.images(ws, noise_mode=noise_mode, noise=noise)
 
     def num_ws_used(self, resolution=None):
         """Styled layers that run up to `resolution` (style mixing range)."""
@@ -433,51 +523,27 @@ class Generator(keras.Model):
     def build(self, z_shape):
         self.mapping.build(z_shape)
         self.synthesis.build((z_shape[0], self.num_ws, self.w_dim))
-        if self.progressive:
-            self.lod = self.add_weight(
-                name="lod", shape=(), initializer="zeros", trainable=False
-            )
+        self.build_lod()
         self.built = True
 
-    def call(
-        self,
-        z,
-        truncation_psi=1.0,
-        truncation_cutoff="default",
-        noise_mode="random",
-        noise=None,
-        resolution=None,
-        alpha=None,
-        mixing=None,
-        return_ws=False,
-    ):
+    def map_latents(self, z, truncation_psi, truncation_cutoff, mixing):
+        """(ws, the styles the synthesis takes)."""
         if truncation_cutoff == "default":
             truncation_cutoff = self.truncation_cutoff
         trunc = dict(
             truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff
         )
         ws = self.mapping(z, **trunc)
-        styles = ws
-        if mixing is not None:
-            # Style mixing: layers from the cutoff on take z2's w.
-            z2, cutoff = mixing
-            styles = prog.mix_styles(ws, self.mapping(z2, **trunc), cutoff)
-        if not self.progressive or resolution is None:
-            # Every level; when progressive, blended at the stored lod.
-            imgs = self.synthesize(styles, noise_mode=noise_mode, noise=noise)
-        else:
-            # Training: the blocks up to `resolution`, faded by alpha.
-            imgs = self.synthesis(
-                styles,
-                noise_mode=noise_mode,
-                noise=noise,
-                resolution=resolution,
-            )
-            previous = imgs[-2] if len(imgs) > 1 else None
-            imgs = prog.training_output(
-                imgs[-1], previous, alpha, self.img_resolution
-            )
-        return (imgs, ws) if return_ws else imgs
+        if mixing is None:
+            return ws, ws
+        # Style mixing: layers from the cutoff on take z2's w.
+        z2, cutoff = mixing
+        return ws, prog.mix_styles(ws, self.mapping(z2, **trunc), cutoff)
+
+    def levels(self, ws, resolution=None, noise_mode="random", noise=None):
+        return self.synthesis(
+            ws, noise_mode=noise_mode, noise=noise, resolution=resolution
+        )
 
     def summary_rows(self):
         """(layer name, layer or None, output shape) for a network table."""
@@ -498,18 +564,12 @@ class Generator(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "img_resolution": self.img_resolution,
-            "img_channels": self.img_channels,
-            "z_dim": self.z_dim,
+            **super().get_config(),
             "w_dim": self.w_dim,
             "mapping_layers": self.mapping_layers,
             "mapping_lr_multiplier": self.mapping_lr_multiplier,
-            "channel_base": self.channel_base,
-            "channel_max": self.channel_max,
             "w_avg_beta": self.w_avg_beta,
             "truncation_cutoff": self.truncation_cutoff,
-            "progressive": self.progressive,
         }
 
 

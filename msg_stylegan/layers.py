@@ -1,4 +1,6 @@
-"""Layers with weights: equalized-lr dense/conv, noise, styles, RGB heads."""
+"""Layers with weights: equalized-lr dense/conv, noise, styles, RGB heads,
+and `make_conv`/`make_dense`, which build a layer of a given convolution kind
+(equalized, plain or spectral-normalised)."""
 
 import math
 
@@ -6,6 +8,7 @@ import keras
 from keras import ops
 
 from msg_stylegan import ops as msg_ops
+from msg_stylegan.spectral_norm import SpectralNorm
 
 SQRT2 = math.sqrt(2.0)
 
@@ -292,3 +295,131 @@ class FromRGB(EqualizedConv2D):
         for key in ("kernel_size", "activation", "gain"):
             config.pop(key)
         return config
+
+
+# How a block's weight layers are parameterised; blocks and combine layers
+# take one of these as `convolution` instead of coming in twin classes.
+CONVOLUTIONS = ("equalized", "plain", "spectral")
+
+
+def check_convolution(convolution):
+    if convolution not in CONVOLUTIONS:
+        raise ValueError(
+            f"unknown convolution '{convolution}'; valid: "
+            + ", ".join(CONVOLUTIONS)
+        )
+
+
+def he_normal(gain):
+    """N(0, gain^2 / fan_in): a plain layer's init equal to the run-time
+    weights of an equalized layer with that gain (untruncated, as theirs)."""
+    return keras.initializers.VarianceScaling(
+        scale=gain**2, mode="fan_in", distribution="untruncated_normal"
+    )
+
+
+def _keras_activation(activation):
+    if activation in (None, "linear"):
+        return None
+    if activation == "lrelu":
+        return "leaky_relu"  # slope 0.2, as msg_ops.lrelu
+    raise ValueError(f"unknown activation '{activation}'")
+
+
+def _keras_layer(convolution, cls, name, dtype, gain, activation, **kwargs):
+    """A Keras Conv2D or Dense: plain (He-initialised, named `name`) or
+    spectral (glorot-uniform, under a SpectralNorm named `name`)."""
+    activation = _keras_activation(activation)
+    if convolution == "plain":
+        init = he_normal(gain)  # made only here: it draws a default seed
+        return cls(
+            activation=activation,
+            kernel_initializer=init,
+            name=name,
+            dtype=dtype,
+            **kwargs,
+        )
+    inner = "conv" if cls is keras.layers.Conv2D else "dense"
+    layer = cls(activation=activation, name=inner, dtype=dtype, **kwargs)
+    return SpectralNorm(layer, name=name, dtype=dtype)
+
+
+def make_conv(
+    convolution,
+    filters,
+    kernel_size,
+    name,
+    dtype,
+    gain=SQRT2,
+    activation="lrelu",
+    use_bias=True,
+    down=False,
+):
+    """A "same" convolution of one kind, named `name`.
+
+    `equalized`: EqualizedConv2D, N(0, 1) weights scaled at run time by
+    `gain / sqrt(fan_in)`. `plain`: a Keras Conv2D initialised
+    N(0, gain^2 / fan_in), the same random function as an equalized layer
+    with the optimiser seeing unscaled weights. `spectral`: a Keras Conv2D
+    (glorot-uniform, named `conv`) under `SpectralNorm`, where the gain has
+    no meaning (W / sigma does not depend on W's scale). `down` (conv, then
+    2x2 mean, then bias) exists for the equalized kind only.
+    """
+    check_convolution(convolution)
+    if convolution == "equalized":
+        return EqualizedConv2D(
+            filters,
+            kernel_size,
+            gain=gain,
+            activation=activation,
+            use_bias=use_bias,
+            down=down,
+            name=name,
+            dtype=dtype,
+        )
+    if down:
+        raise ValueError(f"{name}: down=True needs an equalized conv")
+    return _keras_layer(
+        convolution,
+        keras.layers.Conv2D,
+        name,
+        dtype,
+        gain,
+        activation,
+        filters=filters,
+        kernel_size=kernel_size,
+        padding="same",
+        use_bias=use_bias,
+    )
+
+
+def make_dense(
+    convolution,
+    units,
+    name,
+    dtype,
+    gain=SQRT2,
+    activation="lrelu",
+    use_bias=True,
+):
+    """A dense layer of one kind, named `name` (see `make_conv`)."""
+    check_convolution(convolution)
+    if convolution == "equalized":
+        return EqualizedDense(
+            units,
+            gain=gain,
+            activation=activation,
+            use_bias=use_bias,
+            name=name,
+            dtype=dtype,
+        )
+    return _keras_layer(
+        convolution,
+        keras.layers.Dense,
+        name,
+        dtype,
+        gain,
+        activation,
+        units=units,
+        use_bias=use_bias,
+    )

@@ -4,9 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from msg_stylegan.discriminator import Discriminator
+from msg_stylegan.discriminator import (
+    Discriminator,
+    DiscriminatorBlock,
+    DiscriminatorEpilogue,
+    make_combine,
+)
 from msg_stylegan.networks import build_networks
-from tests.helpers import tiny_config
+from tests.helpers import check_layer, tiny_config
 
 
 @pytest.mark.parametrize("res", [32, 64])
@@ -81,3 +86,58 @@ def test_bad_inputs_are_clear_errors():
         Discriminator(img_resolution=32, combine="sum")
     with pytest.raises(ValueError, match="power of two"):
         Discriminator(img_resolution=100)
+
+
+def _sublayers(layer):
+    return [
+        (x.name, type(x).__name__)
+        for x in layer._flatten_layers(include_self=False, recursive=False)
+    ]
+
+
+@pytest.mark.parametrize("convolution", ["equalized", "spectral"])
+@pytest.mark.parametrize("combine", ["cat_lin", "lin_cat", "simple"])
+def test_combine_takes_its_convolution(combine, convolution):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 8, 8, 8)).astype("float32")
+    img = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    layer = make_combine(combine, 8, 3, convolution, None)
+    # cat_lin: 1x1 conv (8 + 3) -> 8, no bias, 88; lin_cat: fromRGB
+    # 3 -> 4 with bias, 16; simple: no weights. The same for either kind.
+    width, params = {"cat_lin": (8, 88), "lin_cat": (12, 16)}.get(
+        combine, (11, 0)
+    )
+    check_layer(layer, (x, img), (2, 8, 8, width), expected_trainable=params)
+    kinds = {kind for _, kind in _sublayers(layer)}
+    if combine == "simple":
+        assert not kinds
+    elif convolution == "spectral":
+        assert kinds == {"SpectralNorm"}
+    else:
+        assert kinds == {"EqualizedConv2D"}
+
+
+def test_epilogue_builds_only_the_layers_it_uses():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 4, 4, 16)).astype("float32")
+    img = rng.normal(size=(4, 4, 4, 3)).astype("float32")
+    e = DiscriminatorEpilogue(16, 32, combine="cat_lin", name="b4")
+    # combine 19 * 16 = 304; conv (16 + 1 mbstd) * 9 * 16 + 16 = 2,464;
+    # fc 256 * 32 + 32 = 8,224; out 32 + 1 = 33.
+    check_layer(e, (x, img), (4, 1), expected_trainable=11_025)
+    assert [name for name, _ in _sublayers(e)] == [
+        "combine",
+        "conv",
+        "fc",
+        "out",
+    ]
+    block = DiscriminatorBlock(8, 16, 32, pool=True, mbstd=False, name="b8")
+    assert [name for name, _ in _sublayers(block)] == ["conv0", "conv1"]
+
+
+def test_unknown_or_unfit_convolution_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown convolution 'sn'"):
+        DiscriminatorBlock(8, 16, 16, convolution="sn")
+    # StyleGAN's fused downsampling conv exists only with equalized lr.
+    with pytest.raises(ValueError, match="down=True needs an equalized"):
+        DiscriminatorBlock(8, 16, 16, convolution="spectral")

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 
 from msg_stylegan.layers import (
@@ -11,7 +12,10 @@ from msg_stylegan.layers import (
     NoiseInput,
     StyleModulation,
     ToRGB,
+    make_conv,
+    make_dense,
 )
+from msg_stylegan.spectral_norm import SpectralNorm
 from tests.helpers import check_layer
 
 
@@ -74,3 +78,36 @@ def test_heads_and_noise_and_style():
     np.testing.assert_allclose(
         np.asarray(style(x, w)), want, rtol=1e-4, atol=1e-5
     )
+
+
+def test_convolution_kinds_keep_their_variable_names():
+    x = np.ones((2, 4, 4, 8), "float32")
+    names = {}
+    for kind in ("equalized", "plain", "spectral"):
+        conv = make_conv(kind, 16, 3, "conv0", None)
+        dense = make_dense(kind, 4, "fc", None)
+        conv(x), dense(x.reshape(2, -1))
+        names[kind] = sorted(v.path for v in conv.weights + dense.weights)
+    assert (
+        names["equalized"]
+        == names["plain"]
+        == [
+            "conv0/bias",
+            "conv0/kernel",
+            "fc/bias",
+            "fc/kernel",
+        ]
+    )
+    # Spectral norm wraps a Keras layer and adds its power-iteration vector.
+    assert names["spectral"] == [
+        "conv0/conv/bias",
+        "conv0/conv/kernel",
+        "conv0/vector_u",
+        "fc/dense/bias",
+        "fc/dense/kernel",
+        "fc/vector_u",
+    ]
+    assert isinstance(
+        make_conv("plain", 4, 1, "torgb", None), keras.layers.Conv2D
+    )
+    assert isinstance(make_dense("spectral", 4, "out", None), SpectralNorm)
