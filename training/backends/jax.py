@@ -657,19 +657,19 @@ class BatchStream:
     def make(self, b):
         """Batch number `b` of the stream (deterministic)."""
         n = len(self.offsets)
-        start, stop = self.rows
+        first, last = self.rows
         imgs = []
-        for i in range(b * self.batch + start, b * self.batch + stop):
+        for i in range(b * self.batch + first, b * self.batch + last):
             index = self._permutation(i // n)[i % n]
-            start, length = self.offsets[index]
+            offset, length = self.offsets[index]
             payload = self.tfrecords.checked_payload(
-                self.buf, start, length, self.path, index
+                self.buf, offset, length, self.path, index
             )
             imgs.append(self.tfrecords.decode_record(payload, self.path))
         imgs = np.stack(imgs)
         if self.mirror:
             flip = np.random.default_rng([self.seed, b, 1]).random(self.batch)
-            flip = flip[start:stop]
+            flip = flip[first:last]
             imgs[flip < 0.5] = imgs[flip < 0.5, :, ::-1]
         return imgs
 
