@@ -32,10 +32,14 @@ demo: install
 	echo "Demo done: sample grids per scale in $$run/<res>x<res>/, " \
 		"multi-scale samples in $$run/samples/grid.png"
 
+# Test processes: each file runs whole in one of them (module fixtures are
+# built once); two fill a 2-core machine, more cores take more (memory: ~3 GB each).
+TEST_WORKERS ?= 2
+
 test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install-test
 	$(BIN)/ruff format .
