@@ -102,42 +102,51 @@ def _signal_in_snapshot_write(monkeypatch, sig):
     monkeypatch.setattr(snapshot, "save", save_with_signal)
 
 
-@pytest.mark.parametrize(
-    "sig, moment",
-    [
-        (signal.SIGINT, "first compile"),
-        (signal.SIGTERM, "mid-tick"),
-        (signal.SIGINT, "snapshot write"),
-    ],
-    ids=["sigint-compile", "sigterm-midtick", "sigint-snapshot"],
-)
-def test_signal_stops_with_snapshot_then_resume_is_exact(
-    sig, moment, synthetic16, straight, tmp_path, monkeypatch, capsys
-):
-    cfg = _cfg(synthetic16)
-    if moment == "first compile":
-        _signal_at_step(monkeypatch, sig, 0)
-    elif moment == "mid-tick":
-        _signal_at_step(monkeypatch, sig, 2)
-    else:
+def _stop(cfg, run, resume, sig, moment, monkeypatch, capsys):
+    """Train until `sig` arrives at `moment`; the stopped snapshot's data."""
+    if moment == "snapshot write":
         _signal_in_snapshot_write(monkeypatch, sig)
+    else:  # before the first call (the compile) or the second (mid-tick)
+        _signal_at_step(monkeypatch, sig, {"first compile": 0}.get(moment, 1))
     path = training_loop.training_loop(
-        cfg, str(tmp_path / "a"), devices=DEVICES
+        cfg, str(run), resume=resume, devices=DEVICES
     )
     monkeypatch.undo()
     out = capsys.readouterr().out
     assert f"Stopped by {signal.Signals(sig).name}" in out, out
     assert f"--resume={path}" in out
-    stopped = snapshot.load(path)
-    assert 0 < stopped["step"] < STEPS
-    if moment == "snapshot write":
-        # The snapshot being written when the signal came is the one kept.
-        assert stopped["step"] == 4
-        assert len(list((tmp_path / "a").glob("network-snapshot-*"))) == 1
-    assert not list((tmp_path / "a").glob(".*.tmp"))
+    assert not list(run.glob(".*.tmp"))
     assert not interrupt.requested()  # cleared for the next run
+    return path, snapshot.load(path)
+
+
+def test_signals_stop_with_snapshot_and_the_resumed_chain_is_exact(
+    synthetic16, straight, tmp_path, monkeypatch, capsys
+):
+    """Three stops at three moments, each resumed: the straight run's end.
+
+    One chain of resumes instead of three pairs: the same moments are hit
+    and every resume must be exact for the end to be.
+    """
+    cfg = _cfg(synthetic16)
+
+    def stop(name, resume, sig, moment):
+        run = tmp_path / name
+        return _stop(cfg, run, resume, sig, moment, monkeypatch, capsys)
+
+    # SIGINT while the tick's snapshot is being written: that snapshot is
+    # the one kept, and the run stops there.
+    path, data = stop("a", None, signal.SIGINT, "snapshot write")
+    assert data["step"] == 4
+    assert len(list((tmp_path / "a").glob("network-snapshot-*"))) == 1
+    # SIGINT during the resumed run's first call (its compile): one step.
+    path, data = stop("b", path, signal.SIGINT, "first compile")
+    assert data["step"] == 5
+    # SIGTERM mid-tick: the step under way finishes, then the stop.
+    path, data = stop("c", path, signal.SIGTERM, "mid-tick")
+    assert data["step"] == 7
     resumed = training_loop.training_loop(
-        cfg, str(tmp_path / "b"), resume=path, devices=DEVICES
+        cfg, str(tmp_path / "d"), resume=path, devices=DEVICES
     )
     final = snapshot.load(resumed)
     assert final["step"] == straight["step"] == STEPS
