@@ -24,3 +24,13 @@ def pytest_configure(config):
         )
     except RuntimeError:
         pass
+
+
+def pytest_collection_modifyitems(config, items):
+    # Files with multi-step (`large`) tests first: with whole files per
+    # process (make test runs xdist with --dist loadfile and without its
+    # reorder by test count), the long files start at once and the many
+    # short ones fill the gaps at the end, instead of one process being
+    # left with the long tail. A stable sort keeps the order within files.
+    heavy = {item.path for item in items if item.get_closest_marker("large")}
+    items.sort(key=lambda item: item.path not in heavy)
