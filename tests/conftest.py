@@ -1,11 +1,24 @@
 """Test set-up: quiet TensorFlow, two logical CPU devices, shared data path."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    # One persistent XLA cache for this test session, shared by the xdist
+    # workers and every JAX subprocess (they inherit the variable): the
+    # many tiny JAX runs compile the same step programs, and a program
+    # compiled once is loaded after that (a repeated tiny run: 30 s -> 6 s).
+    # A new directory per session, so each session still compiles each
+    # program once; removed when the session ends.
+    _cache = tempfile.mkdtemp(prefix="msg-stylegan-tests-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

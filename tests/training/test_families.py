@@ -88,11 +88,12 @@ def test_family_settings_are_spec_section_11():
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_trains_resumes_and_generates(family, synthetic16, tmp_path):
-    cfg = _cfg(family, synthetic16)
+    # A snapshot after tick 2 (step 4 of 8): resuming it must end exactly
+    # where the straight run ends.
+    cfg = _cfg(family, synthetic16, network_snapshot_ticks=2)
     straight = training_loop.training_loop(cfg, str(tmp_path / "a"))
-    half = training_loop.training_loop(
-        replace(cfg, total_kimg=0.032), str(tmp_path / "b")
-    )
+    half = tmp_path / "a" / "network-snapshot-000000.pkl"
+    assert snapshot.load(half)["step"] == 4
     resumed = training_loop.training_loop(cfg, str(tmp_path / "c"), resume=half)
     a = snapshot.load(straight)
     assert a["step"] == 8

@@ -58,7 +58,9 @@ def _same(a, b):
 def test_run_grows_without_recompiling_and_resumes_mid_fade(
     synthetic16, tmp_path
 ):
-    cfg = _cfg(synthetic16)
+    # A tick every 2 steps; the snapshot after tick 7 (step 14, 0.112 kimg)
+    # is in the middle of the 16x16 fade-in.
+    cfg = _cfg(synthetic16, network_snapshot_ticks=7)
     straight = training_loop.training_loop(cfg, str(tmp_path / "a"))
     rows = _rows(tmp_path / "a")
     lods = [row["Progress/lod"] for row in rows]
@@ -78,13 +80,11 @@ def test_run_grows_without_recompiling_and_resumes_mid_fade(
     final = snapshot.load(straight)
     assert final["lod"] == 0.0 and final["step"] == 20
 
-    # Stop in the middle of the 16x16 fade-in, resume, finish.
-    mid = 0.112
-    assert 0 < schedule.compute_lod(cfg, mid) < 1
-    first = training_loop.training_loop(
-        _cfg(synthetic16, total_kimg=mid), str(tmp_path / "b")
-    )
+    # Resume the snapshot from the middle of the 16x16 fade-in, finish.
+    assert 0 < schedule.compute_lod(cfg, 0.112) < 1
+    first = str(tmp_path / "a" / "network-snapshot-000000.pkl")
     half = snapshot.load(first)
+    assert half["step"] == 14
     # Step 12 (96 images) still has lod 1; step 13 is the first at 16x16.
     assert 0 < half["lod"] < 1 and half["segment_start_step"] == 13
     resumed = training_loop.training_loop(

@@ -50,11 +50,11 @@ def _assert_same(a, b, exact=True):
 
 
 def test_resume_is_exact(synthetic16, tmp_path):
-    # 8 steps straight vs 4 steps, snapshot, resume, 4 more steps.
-    full = _cfg(synthetic16, total_kimg=0.064)
-    half = _cfg(synthetic16, total_kimg=0.032)
+    # 8 steps straight, with a snapshot after tick 1 (step 4) that a
+    # second run resumes for the other 4 steps.
+    full = _cfg(synthetic16, total_kimg=0.064, network_snapshot_ticks=1)
     straight = training_loop.training_loop(full, str(tmp_path / "a"))
-    first = training_loop.training_loop(half, str(tmp_path / "b"))
+    first = str(tmp_path / "a" / "network-snapshot-000000.pkl")
     resumed = training_loop.training_loop(
         full, str(tmp_path / "c"), resume=first
     )
@@ -62,6 +62,7 @@ def test_resume_is_exact(synthetic16, tmp_path):
     assert a["step"] == c["step"] == 8
     _assert_same(_states(a), _states(c))
     b = snapshot.load(first)
+    assert b["step"] == 4
     assert not np.array_equal(
         a["G"]["synthesis/b16/torgb/kernel"],
         b["G"]["synthesis/b16/torgb/kernel"],
