@@ -94,6 +94,7 @@ def test_help_does_not_import_tensorflow():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.large
 def test_pkl_in_run_dir(snapshots, weights, capsys):
     """Data and mirror from the snapshot's config; the line is logged."""
     pkl = snapshots / "network-snapshot-000004.pkl"
@@ -110,6 +111,7 @@ def test_pkl_in_run_dir(snapshots, weights, capsys):
     assert logged[-1] == lines[0]
 
 
+@pytest.mark.large
 def test_run_dir_in_kimg_order(snapshots, weights, capsys, tmp_path):
     # A copy of the run, so the metric file holds this test's lines only.
     run_dir = tmp_path / "00001-test-1cpu"

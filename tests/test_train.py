@@ -104,6 +104,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, data):
     assert not [p for p in os.listdir(tmp_path) if p[:1].isdigit()]
 
 
+@pytest.mark.large
 def test_bad_flags_exit_2_and_help_is_fast():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(

@@ -57,6 +57,7 @@ def reuse_extractor(extractor, monkeypatch):
     return extractor
 
 
+@pytest.mark.large
 def test_folders_and_stats_npz(tmp_path, capsys, extractor, weights_npz):
     a = write_images(tmp_path / "a", seed=0)
     b = write_images(tmp_path / "b", seed=1, smooth=True)
@@ -85,6 +86,7 @@ def test_folders_and_stats_npz(tmp_path, capsys, extractor, weights_npz):
     assert same["fid"] == pytest.approx(0.0, abs=1e-3)
 
 
+@pytest.mark.large
 def test_save_stats_records_the_mode(tmp_path, capsys, reuse_extractor):
     a = write_images(tmp_path / "a", seed=0, n=6)
     out = tmp_path / "a.npz"
@@ -107,6 +109,7 @@ def test_save_stats_records_the_mode(tmp_path, capsys, reuse_extractor):
     assert "A with --fid-resize=half-pixel" in msg
 
 
+@pytest.mark.large
 def test_mixed_statistics_files_are_refused(tmp_path, capsys):
     plain = tmp_path / "ttur.npz"  # no record: assumed tf1
     np.savez(plain, mu=np.zeros(2048), sigma=np.eye(2048, dtype=np.float32))

@@ -189,6 +189,7 @@ print("MAXDIFF", np.abs(ext(imgs) - ref["features"][:2]).max())
 """
 
 
+@pytest.mark.large
 def test_features_on_jax_backend(weights_npz, reference):
     from tests.helpers import shared_data
 

@@ -121,6 +121,7 @@ def test_fakes_repeat(run_dir):
     assert a.std() > 0
 
 
+@pytest.mark.large
 def test_fid_line_file_and_cache(
     run_dir, dataset, module_extractor, capsys, tmp_path
 ):
@@ -223,6 +224,7 @@ def test_train_flag_sets_the_config(dataset):
     assert train.resolve_config(args).fid_resize == "half-pixel"
 
 
+@pytest.mark.large
 def test_fid_on_two_devices_equals_one(run_dir, dataset, weights_npz, tmp_path):
     """--gpus=N's path on the two logical CPUs: the reals' and the fakes'
     batches alternate between the devices, the value is one device's."""

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import SUBPROCESS_DEADLINE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +45,7 @@ print("JAX-OK", len(names))
 """
 
 
+@pytest.mark.large
 def test_forward_and_gradient_on_jax_backend():
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
     env["JAX_PLATFORMS"] = "cpu"

@@ -529,6 +529,7 @@ print("JAX-OK")
 """
 
 
+@pytest.mark.large
 def test_forward_and_gradient_on_jax_backend():
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
     env["JAX_PLATFORMS"] = "cpu"

@@ -86,6 +86,7 @@ def test_family_settings_are_spec_section_11():
             config_lib.get_config(f"{family}-{dataset}")
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_trains_resumes_and_generates(family, synthetic16, tmp_path):
     # A snapshot after tick 2 (step 4 of 8): resuming it must end exactly
@@ -126,6 +127,7 @@ print("JAX-DONE", training_loop.training_loop(cfg, sys.argv[2]))
 """
 
 
+@pytest.mark.large
 def test_spectral_norm_family_trains_on_jax(synthetic16, tmp_path):
     cfg = _cfg("msg-gan-v1", synthetic16, total_kimg=0.032)
     (tmp_path / "cfg.json").write_text(cfg.to_json())

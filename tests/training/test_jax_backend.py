@@ -21,6 +21,8 @@ from training.backends import tensorflow as tf_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.large
+
 # The JAX half: restore the TF start snapshot, generate from it, take the
 # step with the injected latents, take one more step (the same latents: one
 # compilation; train.py's test covers JAX's own draws), write a snapshot and
@@ -209,7 +211,6 @@ def test_jax_snapshot_loads_and_resumes_on_tensorflow(both):
     )
 
 
-@pytest.mark.large
 def test_train_py_with_jax_backend(tmp_path):
     from datasets import dataset_tool
 

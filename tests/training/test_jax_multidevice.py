@@ -25,6 +25,8 @@ from tests.helpers import SUBPROCESS_DEADLINE
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.large
+
 # The JAX half. jax.jit is wrapped while make_train_step runs so that the
 # step's jitted function and its latest arguments can be looked at: the
 # compiled per-device program shows the shape each device really sees.

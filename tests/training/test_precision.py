@@ -95,6 +95,7 @@ def _run(backend_name, data):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("backend_name", ["tensorflow", "jax"])
 def test_fp16_loss_scaling(backend_name, synthetic8):
     out = _run(backend_name, synthetic8)
@@ -168,6 +169,7 @@ def test_fp16_policy_builds_float16_networks():
     assert state.G.trainable_variables[0].dtype == "float32"
 
 
+@pytest.mark.large
 def test_fp16_run_finds_its_scale_without_calling_it_divergence(
     synthetic8, tmp_path, capsys
 ):

@@ -16,6 +16,8 @@ from training import inference, schedule, snapshot, training_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.large
+
 # 4x4 -> 16x16 in phases of 4 steps of 8 images: stable 4, fade 8, stable
 # 8, fade 16, stable 16 (20 steps, 0.16 kimg).
 PHASE_KIMG = 0.032

@@ -49,6 +49,7 @@ def _assert_same(a, b, exact=True):
                 )
 
 
+@pytest.mark.large
 def test_resume_is_exact(synthetic16, tmp_path):
     # 8 steps straight, with a snapshot after tick 1 (step 4) that a
     # second run resumes for the other 4 steps.
@@ -92,6 +93,7 @@ def _one_step(cfg, devices, weights, batch):
     }, stats
 
 
+@pytest.mark.large
 def test_two_replicas_equal_one_device(synthetic16):
     cfg = _cfg(synthetic16)
     G, D = networks.build_networks(cfg)
@@ -139,6 +141,7 @@ def test_two_replicas_equal_one_device(synthetic16):
     )
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("combine", ["cat_lin"])
 def test_a_few_dozen_steps_train_every_scale(synthetic16, combine):
     cfg = _cfg(synthetic16, combine=combine)
@@ -178,6 +181,7 @@ def test_a_few_dozen_steps_train_every_scale(synthetic16, combine):
     assert not np.allclose(gs[key], before["G"][key])
 
 
+@pytest.mark.large
 def test_non_finite_updates_are_skipped(synthetic16):
     cfg = _cfg(synthetic16)
     strategy = backend.make_strategy(devices=["/cpu:0"])
@@ -201,6 +205,7 @@ def test_non_finite_updates_are_skipped(synthetic16):
     assert int(state.D_opt.iterations.numpy()) == 0
 
 
+@pytest.mark.large
 def test_diverging_run_stops_with_a_clear_error(synthetic16, tmp_path):
     from dnnlib.util import UserError
 
@@ -210,6 +215,7 @@ def test_diverging_run_stops_with_a_clear_error(synthetic16, tmp_path):
     assert not os.path.exists(tmp_path / "network-final.pkl")
 
 
+@pytest.mark.large
 def test_xla_and_bf16_steps_run(synthetic8):
     data = synthetic8
     cfg = tiny_config(8, batch=8, xla=True, mixed_precision="bf16", data=data)
