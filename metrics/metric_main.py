@@ -384,6 +384,11 @@ def fid10k(opts):
 
 
 @register_metric
+def fid2k(opts):
+    return compute_fid(opts, 2000)
+
+
+@register_metric
 def fid1k(opts):
     return compute_fid(opts, 1000)
 

@@ -64,7 +64,7 @@ def tiny_kid():
 
 def test_registry():
     names = metric_main.metric_names()
-    for name in ("fid50k", "fid10k", "fid1k", "kid50k", "kid10k"):
+    for name in ("fid50k", "fid10k", "fid2k", "fid1k", "kid50k", "kid10k"):
         assert name in names
     metric_main.check_metric_names(["fid50k", "kid10k"])
     with pytest.raises(UserError, match="unknown metric 'fid5k'.*fid50k"):
