@@ -108,7 +108,16 @@ class Config:
 
 BASE = Config()
 
+# The names a config field may take, each kind listed here once. The
+# framework modules that implement them register exactly these names
+# (msg_stylegan/networks.py, msg_stylegan/discriminator.py, training/loss.py,
+# training/precision.py), checked when they register and by
+# tests/test_registries.py; keeping the lists here lets train.py offer and
+# validate them without importing Keras.
 ARCHITECTURES = ("msg", "stylegan", "msg-progan", "msg-progan-bmsg", "progan")
+COMBINES = ("cat_lin", "lin_cat", "simple")
+LOSSES = ("logistic", "wgan-gp", "hinge", "relativistic-hinge", "lsgan")
+PRECISIONS = ("off", "bf16", "fp16")  # fp16 with dynamic loss scaling
 
 # Reduced channel counts keep CPU runs (demo, tests, CPU real-data checks)
 # to minutes; the architecture and every other default are unchanged.
@@ -340,6 +349,12 @@ def override(cfg, **changes):
     return cfg
 
 
+def check_name(field, name, names):
+    """A UserError unless `name` is one of `names`, listing the valid ones."""
+    if name not in names:
+        raise UserError(f"unknown {field} '{name}'; valid: " + ", ".join(names))
+
+
 def validate(cfg):
     """Cross-field checks, each a one-line UserError naming the field."""
     res = cfg.img_resolution
@@ -347,22 +362,16 @@ def validate(cfg):
         raise UserError(
             f"img_resolution must be a power of two in 8..1024, got {res}"
         )
-    if cfg.architecture not in ARCHITECTURES:
-        raise UserError(
-            f"unknown architecture '{cfg.architecture}'; valid: "
-            + ", ".join(ARCHITECTURES)
-        )
+    check_name("architecture", cfg.architecture, ARCHITECTURES)
+    check_name("combine", cfg.combine, COMBINES)
+    check_name("loss", cfg.loss, LOSSES)
+    check_name("mixed_precision", cfg.mixed_precision, PRECISIONS)
     if cfg.batch < 1:
         raise UserError(f"batch must be positive, got {cfg.batch}")
     if cfg.lr <= 0:
         raise UserError(f"lr must be positive, got {cfg.lr}")
     if cfg.total_kimg <= 0:
         raise UserError(f"kimg must be positive, got {cfg.total_kimg}")
-    if cfg.mixed_precision not in ("off", "bf16", "fp16"):
-        raise UserError(
-            "mixed_precision must be off, bf16 or fp16 (with loss scaling), "
-            f"got '{cfg.mixed_precision}'"
-        )
     if cfg.progressive and cfg.architecture not in ("stylegan", "progan"):
         raise UserError(
             "progressive growing needs architecture 'stylegan' or 'progan', "

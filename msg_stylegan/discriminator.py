@@ -14,6 +14,7 @@ the ProGAN family's D (progan.py) is made of the same parts.
 import keras
 from keras import ops
 
+import config
 from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
 from msg_stylegan.generator import (
@@ -27,6 +28,10 @@ COMBINES = {}
 
 
 def register_combine(name):
+    # The names are listed once, in config.COMBINES, where the CLIs read them.
+    if name not in config.COMBINES:
+        raise ValueError(f"combine '{name}' is not listed in config.COMBINES")
+
     def wrap(cls):
         COMBINES[name] = cls
         return cls

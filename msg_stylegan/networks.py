@@ -10,12 +10,14 @@ import sys
 
 import numpy as np
 
+import config as config_lib
 from msg_stylegan.discriminator import Discriminator, combine_names
 from msg_stylegan.generator import Generator
 from msg_stylegan.progan import ProGANDiscriminator, ProGANGenerator
 
-# architecture -> (generator family, the discriminator's own architecture).
-ARCHITECTURES = {
+# How each of config.ARCHITECTURES is built: architecture -> (generator
+# family, the discriminator's own architecture).
+FAMILIES = {
     "msg": ("stylegan", "msg"),  # MSG-StyleGAN
     "stylegan": ("stylegan", "stylegan"),  # StyleGAN (single-input D)
     "msg-progan": ("progan", "msg"),  # MSG-ProGAN (SPEC section 11)
@@ -25,16 +27,16 @@ ARCHITECTURES = {
 
 
 def architecture_names():
-    return sorted(ARCHITECTURES)
+    return sorted(config_lib.ARCHITECTURES)
 
 
 def _family(cfg):
-    if cfg.architecture not in ARCHITECTURES:
+    if cfg.architecture not in FAMILIES:
         raise ValueError(
             f"unknown architecture '{cfg.architecture}'; valid: "
             + ", ".join(architecture_names())
         )
-    return ARCHITECTURES[cfg.architecture]
+    return FAMILIES[cfg.architecture]
 
 
 def build_networks(cfg, name_g="G", name_d="D", dtype=None):
@@ -205,8 +207,6 @@ def format_summary(G, D):
 
 
 def _main(argv=None):
-    # Imports stay light so --help is instant; config imports no framework.
-    import config as config_lib
     from dnnlib.util import UserError, run_cli
 
     def main(argv):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from keras import ops
 
+import config
+
 LOSSES = {}
 
 
@@ -36,6 +38,10 @@ class Loss:
 
 
 def register_loss(name, penalty=None, needs_real_in_g=False):
+    # The names are listed once, in config.LOSSES, where the CLIs read them.
+    if name not in config.LOSSES:
+        raise ValueError(f"loss '{name}' is not listed in config.LOSSES")
+
     def wrap(fns):
         d_loss, g_loss = fns()
         LOSSES[name] = Loss(name, d_loss, g_loss, penalty, needs_real_in_g)

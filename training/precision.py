@@ -15,6 +15,7 @@ import keras
 
 from training.snapshot import LOSS_SCALE_SUFFIX
 
+# The Keras policy of each of config.PRECISIONS.
 POLICIES = {"off": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 INITIAL_SCALE = 2.0**15
 GROWTH_STEPS = 2000

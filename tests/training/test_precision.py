@@ -156,7 +156,7 @@ def test_fp16_is_a_valid_setting_and_fp8_is_not():
 
     cfg = config_lib.get_config("msg-stylegan-demo")
     assert config_lib.override(cfg, mixed_precision="fp16")
-    with pytest.raises(UserError, match="off, bf16 or fp16"):
+    with pytest.raises(UserError, match="valid: off, bf16, fp16"):
         config_lib.override(cfg, mixed_precision="fp8")
 
 
