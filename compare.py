@@ -19,9 +19,11 @@ import numpy as np
 import config as config_lib
 from dnnlib.util import (
     UserError,
+    add_verbose_flag,
     arg_positive,
     atomic_write,
     parse_range,
+    quiet_framework_logs,
     run_cli,
 )
 
@@ -109,6 +111,7 @@ def build_parser():
         default=8,
         help="images per forward pass (default: %(default)s)",
     )
+    add_verbose_flag(s)
     return p
 
 
@@ -633,6 +636,7 @@ def make_outdir(path):
 
 def main(argv=None):
     args = check_args(build_parser().parse_args(argv))
+    quiet_framework_logs(args.verbose)
     runs = [read_run(path) for path in args.runs]
     metric = choose_metric(runs, args.metric)
     for run, label in zip(runs, run_labels(runs)):
@@ -683,5 +687,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(run_cli(main))

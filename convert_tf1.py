@@ -7,7 +7,12 @@ import argparse
 import os
 import sys
 
-from dnnlib.util import UserError, run_cli
+from dnnlib.util import (
+    UserError,
+    add_verbose_flag,
+    quiet_framework_logs,
+    run_cli,
+)
 
 EPILOG = """examples:
   # NVIDIA's StyleGAN FFHQ network -> a snapshot (config stylegan-ffhq)
@@ -53,6 +58,7 @@ def build_parser():
         action="store_true",
         help="overwrite OUT.pkl if it exists (default: refuse)",
     )
+    add_verbose_flag(g)
     return p
 
 
@@ -62,6 +68,7 @@ def main(argv=None):
         raise UserError(f"'{args.dest}' exists; pass --force to overwrite it")
     if os.path.abspath(args.source) == os.path.abspath(args.dest):
         raise UserError("OUT.pkl must differ from IN.pkl")
+    quiet_framework_logs(args.verbose)
     # The networks load only now, so --help and flag errors are instant.
     from msg_stylegan import convert_tf1
     from training import snapshot
@@ -84,5 +91,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(run_cli(main))

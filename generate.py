@@ -12,8 +12,10 @@ import numpy as np
 from dnnlib.util import (
     Progress,
     UserError,
+    add_verbose_flag,
     arg_positive,
     parse_range,
+    quiet_framework_logs,
     run_cli,
 )
 
@@ -120,6 +122,7 @@ def build_parser():
         default=8,
         help="images per forward pass (default: %(default)s)",
     )
+    add_verbose_flag(g)
     s = p.add_argument_group("sampling")
     s.add_argument(
         "--seeds",
@@ -378,6 +381,7 @@ def write_interp(G, args, inference):
 def main(argv=None):
     args = check_args(build_parser().parse_args(argv))
     check_outdir(args.outdir)
+    quiet_framework_logs(args.verbose)
     # The framework loads only now, so --help and flag errors are instant.
     from training import inference
 
@@ -402,5 +406,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(run_cli(main))

@@ -10,7 +10,14 @@ import re
 import sys
 
 from dnnlib import hardware
-from dnnlib.util import UserError, arg_bool, arg_positive, run_cli
+from dnnlib.util import (
+    UserError,
+    add_verbose_flag,
+    arg_bool,
+    arg_positive,
+    quiet_framework_logs,
+    run_cli,
+)
 from metrics import DEFAULT_RESIZE, RESIZE_MODES, metric_main
 
 EPILOG = """examples:
@@ -126,6 +133,7 @@ def build_parser():
         help="GPUs that generate and extract features, a batch each "
         "(default: %(default)s)",
     )
+    add_verbose_flag(c)
     return p
 
 
@@ -160,6 +168,7 @@ def find_snapshots(network):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    quiet_framework_logs(args.verbose)
     paths, run_dir = find_snapshots(args.network)
     if args.inception is not None and not os.path.isfile(args.inception):
         raise UserError(f"Inception weights '{args.inception}' not found")

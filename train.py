@@ -15,11 +15,14 @@ from dnnlib import hardware, interrupt
 from dnnlib.util import (
     Logger,
     UserError,
+    add_verbose_flag,
     arg_bool,
     arg_positive,
     next_run_dir,
+    quiet_framework_logs,
     run_cli,
 )
+from metrics import RESIZE_MODES
 
 EPILOG = r"""examples:
   # the offline CPU demo on the built-in synthetic set
@@ -51,7 +54,7 @@ def select_backend(argv):
     """Set KERAS_BACKEND from --backend before anything imports Keras.
 
     Keras reads the variable once, at its first import, so this runs
-    before the parser (whose loss choices import Keras) is built.
+    before anything could import it.
     """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", choices=BACKENDS)
@@ -74,9 +77,8 @@ def _metrics(text):
 
 
 def build_parser():
-    from metrics import RESIZE_MODES
-    from training.loss import loss_names
-
+    """The flags; their choices come from framework-free lists (config.py,
+    metrics/__init__.py), so --help and flag errors load no framework."""
     p = argparse.ArgumentParser(
         prog="train.py",
         description="Train MSG-StyleGAN or the StyleGAN baseline.",
@@ -113,6 +115,7 @@ def build_parser():
         action="store_true",
         help="print the resolved config and exit (default: off)",
     )
+    add_verbose_flag(g)
     t = p.add_argument_group("training (overrides of the config)")
     t.add_argument(
         "--gpus",
@@ -159,7 +162,7 @@ def build_parser():
     t.add_argument(
         "--loss",
         metavar="NAME",
-        choices=loss_names(),
+        choices=config_lib.LOSSES,
         help="one of %(choices)s (default: config's, logistic)",
     )
     t.add_argument(
@@ -206,9 +209,9 @@ def build_parser():
     t.add_argument(
         "--mixed-precision",
         metavar="MODE",
-        choices=["off", "bf16", "fp16"],
-        help="off, bf16, or fp16 with dynamic loss scaling (default: "
-        "config's, off)",
+        choices=config_lib.PRECISIONS,
+        help="one of %(choices)s; fp16 with dynamic loss scaling "
+        "(default: config's, off)",
     )
     j = p.add_argument_group(
         "processes (--backend=jax on several hosts; all three, or none)"
@@ -284,6 +287,7 @@ def main(argv=None):
     select_backend(sys.argv[1:] if argv is None else argv)
     hardware.require_backend(hardware.keras_backend())
     args = build_parser().parse_args(argv)
+    quiet_framework_logs(args.verbose)
     cluster = hardware.jax_cluster(
         hardware.keras_backend(),
         args.coordinator,
@@ -341,5 +345,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(run_cli(main))

@@ -9,7 +9,14 @@ import argparse
 import os
 import sys
 
-from dnnlib.util import Progress, UserError, arg_positive, run_cli
+from dnnlib.util import (
+    Progress,
+    UserError,
+    add_verbose_flag,
+    arg_positive,
+    quiet_framework_logs,
+    run_cli,
+)
 
 EPILOG = """\
 examples:
@@ -215,6 +222,7 @@ def build_parser():
         help="where the prepared tfds data is (default: tfds' "
         "own, ~/tensorflow_datasets)",
     )
+    add_verbose_flag(p)
     _add_image_options(p)
     _add_selection(p)
 
@@ -412,6 +420,7 @@ def cmd_create_cifar10(args):
 
 
 def cmd_create_from_tfds(args):
+    quiet_framework_logs(args.verbose)  # before tfds imports TensorFlow
     from datasets import sources
 
     _check_output(args)
@@ -632,6 +641,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # Quiet TensorFlow's C++ start-up notices so errors stay one line.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     run_cli(main)

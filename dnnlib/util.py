@@ -35,6 +35,40 @@ def run_cli(main, argv=None):
         sys.exit(130)
 
 
+# What quiets the C++ logging of TensorFlow, XLA and jaxlib, read once when
+# their libraries load. Level 3 keeps only FATAL lines: the ERROR lines at
+# start-up (on GPU machines, CUDA plugins registered twice) are noise, and an
+# error that stops a run reaches Python as an exception with the message.
+QUIET_LOG_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3"}
+
+
+def quiet_framework_logs(verbose=False, environ=None):
+    """Keep the frameworks' C++ start-up lines off stderr, unless `verbose`.
+
+    Loading TensorFlow prints absl's "All log messages before
+    absl::InitializeLog()" line, CPU-feature and oneDNN notices, and on GPU
+    machines E-lines that say nothing about the run and bury a CLI's
+    one-line errors. A CLI calls this after parsing its flags and before it
+    imports TensorFlow, Keras or JAX. A variable the user has set is kept, so
+    TF_CPP_MIN_LOG_LEVEL=0 shows everything too; `verbose` sets nothing.
+    """
+    environ = os.environ if environ is None else environ
+    if verbose:
+        return
+    for key, value in QUIET_LOG_ENV.items():
+        environ.setdefault(key, value)
+
+
+def add_verbose_flag(parser):
+    """The `--verbose` flag of every CLI that loads a framework."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the C++ start-up and log lines of TensorFlow and XLA "
+        "(default: off; a TF_CPP_MIN_LOG_LEVEL you set is always kept)",
+    )
+
+
 def arg_bool(text):
     """argparse type for on/off flags: 1/0, true/false, yes/no, on/off."""
     value = str(text).lower()

@@ -2,9 +2,6 @@
 
 import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +9,6 @@ from PIL import Image
 
 import generate
 from tests.helpers import make_tiny_snapshot
-
-ROOT = Path(__file__).resolve().parents[1]
 
 RES = 16  # scales 4, 8, 16; num_ws = 6
 
@@ -43,21 +38,6 @@ def fails(capsys, *argv):
     errors = [ln for ln in errors if "error:" in ln]
     assert len(errors) == 1, errors
     return errors[0]
-
-
-def test_help_does_not_import_tensorflow():
-    code = (
-        "import sys, generate; generate.build_parser().format_help(); "
-        "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == "False"
 
 
 def test_seed_files(network, tmp_path, capsys):

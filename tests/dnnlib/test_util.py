@@ -95,3 +95,22 @@ def test_parse_range_refuses_absurd_counts():
         util.parse_range("0-999999999")
     with pytest.raises(util.UserError, match="at most 100,000"):
         util.parse_range("0-60000,70000-130000")
+
+
+def test_quiet_framework_logs_keeps_what_the_user_set():
+    environ = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+    util.quiet_framework_logs(environ=environ)
+    assert environ == {**util.QUIET_LOG_ENV, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    environ = {}
+    util.quiet_framework_logs(environ=environ)
+    assert environ == util.QUIET_LOG_ENV
+    environ = {}
+    util.quiet_framework_logs(verbose=True, environ=environ)
+    assert environ == {}
+
+
+def test_verbose_flag():
+    parser = argparse.ArgumentParser()
+    util.add_verbose_flag(parser)
+    assert parser.parse_args(["--verbose"]).verbose is True
+    assert parser.parse_args([]).verbose is False
