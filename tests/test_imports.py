@@ -20,12 +20,11 @@ HEAVY = {"tensorflow", "keras", "jax", "tensorflow_datasets", "matplotlib"}
 DEADLINE = 300  # seconds; a framework-free start takes about one
 
 
-def run(*argv, env=None, importtime=True):
+def run(*argv, env=None):
     """Run a CLI from the repository root; (returncode, stdout, messages,
     the top-level names of the modules it imported)."""
-    flags = ["-X", "importtime"] if importtime else []
     proc = subprocess.run(
-        [sys.executable, *flags, *map(str, argv)],
+        [sys.executable, "-X", "importtime", *map(str, argv)],
         cwd=ROOT,
         env=dict(env or os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,
@@ -57,7 +56,7 @@ HELP = [
     ("-m", "datasets.dataset_tool", "create_from_tfds", "--help"),
 ]
 
-# (argv, the end of the one error line)
+# (argv, what the one error line says)
 FLAG_ERRORS = [
     (
         ("train.py", "--config=msg-stylegan-demo", "--batch=abc"),
