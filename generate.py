@@ -18,6 +18,7 @@ from dnnlib.util import (
     quiet_framework_logs,
     run_cli,
 )
+from training import EXPORT_FORMATS
 
 EPILOG = """examples:
   # eight images seed0000.png .. seed0007.png in out/, truncation psi 0.7
@@ -67,9 +68,6 @@ def _grid(text):
             f"bad grid '{text}': use WxH, e.g. 8x4"
         )
     return int(parts[0]), int(parts[1])
-
-
-EXPORT_FORMATS = ("savedmodel", "keras", "onnx")
 
 
 def _formats(text):

@@ -1,13 +1,15 @@
-"""config.py's name lists against the framework registries that implement
-them: the CLIs offer and validate names without Keras, so the lists must
-name exactly what the networks, losses and precision policies provide."""
+"""The framework-free name lists against the registries that implement
+them: the CLIs offer and validate names without Keras, so config.py's lists
+must name exactly what the networks, losses and precision policies provide,
+and training/__init__.py's export formats what the exporter writes."""
 
 import pytest
 
 import config as config_lib
+import training
 from dnnlib.util import UserError
 from msg_stylegan import discriminator, networks
-from training import loss, precision
+from training import export, loss, precision
 
 # (config field, config.py's list, the framework registry)
 REGISTRIES = [
@@ -16,10 +18,14 @@ REGISTRIES = [
     ("loss", config_lib.LOSSES, loss.LOSSES),
     ("mixed_precision", config_lib.PRECISIONS, precision.POLICIES),
 ]
+# generate.py's --export formats, listed in training/__init__.py.
+EXPORTS = ("export", training.EXPORT_FORMATS, export.FILENAMES)
 IDS = [field for field, _, _ in REGISTRIES]
 
 
-@pytest.mark.parametrize("field,names,registry", REGISTRIES, ids=IDS)
+@pytest.mark.parametrize(
+    "field,names,registry", REGISTRIES + [EXPORTS], ids=IDS + ["export"]
+)
 def test_list_and_registry_agree(field, names, registry):
     assert len(set(names)) == len(names), names
     assert sorted(names) == sorted(registry)

@@ -1,1 +1,7 @@
-"""Losses, training steps, the training loop and snapshots."""
+"""Losses, training steps, the training loop and snapshots.
+
+The export formats are named here so that generate.py lists them without
+Keras.
+"""
+
+EXPORT_FORMATS = ("savedmodel", "keras", "onnx")  # training/export.py

@@ -21,8 +21,8 @@ import numpy as np
 from keras import ops
 
 from dnnlib.util import UserError
+from training import EXPORT_FORMATS as FORMATS
 
-FORMATS = ("savedmodel", "keras", "onnx")
 FILENAMES = {
     "savedmodel": "Gs-savedmodel",
     "keras": "Gs.keras",
