@@ -320,6 +320,12 @@ def _train(cfg, run_dir, resume, devices):
 
     stop = None  # the signal every process stops for, at the same step
     try:
+        if cur_nimg == 0 and cfg.metrics:
+            # The initial network is a curve's first point, as in NVlabs'
+            # loops: snapshot 000000 and its metrics before the first step.
+            path = os.path.join(run_dir, "network-snapshot-000000.pkl")
+            save(path)
+            run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg)
         while cur_nimg < total_nimg:
             stop = backends.agree_stop(strategy, interrupt.requested())
             if stop:

@@ -180,6 +180,25 @@ def test_training_loop_hook(
     assert math.isfinite(float(m.group(4)))
 
 
+@pytest.mark.large
+def test_training_measures_start_and_end(
+    dataset, weights_npz, tiny_kid, tmp_path, monkeypatch
+):
+    """`--metrics` also measures the initial network (snapshot 000000)."""
+    from training import training_loop
+
+    monkeypatch.setenv("MSG_STYLEGAN_INCEPTION", str(weights_npz))
+    cfg = tiny_config(RES, data=dataset, metrics=(tiny_kid,), total_kimg=0.008)
+    final = training_loop.training_loop(cfg, str(tmp_path))
+    assert os.path.basename(final) == "network-final.pkl"
+    assert (tmp_path / "network-snapshot-000000.pkl").is_file()
+    lines = (tmp_path / f"metric-{tiny_kid}.txt").read_text().splitlines()
+    names = [LINE.match(line).group(1) for line in lines]
+    assert names == ["network-snapshot-000000", "network-final"], lines
+    stats = (tmp_path / "stats.jsonl").read_text()
+    assert stats.count(f"Metrics/{tiny_kid}") == 2
+
+
 def test_bad_inputs(run_dir, dataset, tmp_path):
     snap = run_dir / "network-snapshot-000000.pkl"
     with pytest.raises(UserError, match="unknown metric"):
