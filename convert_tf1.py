@@ -63,8 +63,7 @@ def main(argv=None):
     if os.path.abspath(args.source) == os.path.abspath(args.dest):
         raise UserError("OUT.pkl must differ from IN.pkl")
     # The networks load only now, so --help and flag errors are instant.
-    from msg_stylegan import convert_tf1
-    from training import snapshot
+    from msg_stylegan import convert_tf1, snapshot
 
     if args.config is not None:
         import config as config_lib

@@ -22,8 +22,7 @@ import pytest
 import convert_tf1 as convert_cli
 import generate
 from dnnlib.util import UserError
-from msg_stylegan import convert_tf1, networks
-from training import inference, snapshot
+from msg_stylegan import convert_tf1, inference, networks, snapshot
 
 RES = 16  # scales 4, 8, 16
 SQRT2 = math.sqrt(2.0)

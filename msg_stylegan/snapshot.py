@@ -3,7 +3,9 @@
 A snapshot is a pickled dict of builtins and NumPy arrays only (format
 version, kimg, config JSON, and {variable path: array} for G, D, Gs, both
 optimizers). Loading uses an unpickler that admits nothing else, so a crafted
-file cannot run code (SPEC section 7).
+file cannot run code (SPEC section 7). It sits with the networks, below
+metrics and training: evaluating or sampling a snapshot reads it without
+importing the training code, and training writes it.
 """
 
 import io
