@@ -25,9 +25,9 @@ def load_network(path, which="Gs", log=print):
     `log` receives what was inferred).
     """
     import config as config_lib
-    from msg_stylegan import convert_tf1, networks, snapshot
+    from msg_stylegan import convert_tf1, networks, snapshot, tf1_pickle
 
-    if convert_tf1.is_tf1_pickle(path):
+    if tf1_pickle.is_tf1_pickle(path):
         data = convert_tf1.convert(path, log=log)
     else:
         data = snapshot.load(path)
