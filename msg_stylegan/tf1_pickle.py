@@ -17,20 +17,12 @@ import pickletools
 import numpy as np
 
 from dnnlib.util import UserError
+from msg_stylegan.snapshot import NUMPY_GLOBALS, Refused, read_pickle
 
 # Where the TF1 codes define their Network class (module, name).
 _NETWORK_CLASSES = {
     ("dnnlib.tflib.network", "Network"): "dnnlib",
     ("tfutil", "Network"): "tfutil",
-}
-# Plain-data globals a TF1 network pickle may reference.
-_ALLOWED = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
 }
 _EASYDICTS = {("dnnlib.util", "EasyDict"), ("dnnlib", "EasyDict")}
 
@@ -56,10 +48,6 @@ class _EasyDict(dict):
     """dnnlib's EasyDict as the plain dict it is."""
 
 
-class _Refused(pickle.UnpicklingError):
-    pass
-
-
 class _TF1Unpickler(pickle.Unpickler):
     def find_class(self, module, name):
         code = _NETWORK_CLASSES.get((module, name))
@@ -67,9 +55,9 @@ class _TF1Unpickler(pickle.Unpickler):
             return _DnnlibNetwork if code == "dnnlib" else _TfutilNetwork
         if (module, name) in _EASYDICTS:
             return _EasyDict
-        if (module, name) in _ALLOWED:
+        if (module, name) in NUMPY_GLOBALS:
             return super().find_class(module, name)
-        raise _Refused(
+        raise Refused(
             f"refusing to load '{module}.{name}': a TF1 network pickle may "
             "hold only Network states, plain data and NumPy arrays"
         )
@@ -192,19 +180,7 @@ def read(path):
     A file with one Network is taken as Gs alone.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f"TF1 pickle '{path}' does not exist")
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        obj = _TF1Unpickler(io.BytesIO(raw)).load()
-    except _Refused as e:
-        raise UserError(f"TF1 pickle '{path}' refused: {e}")
-    except Exception as e:
-        raise UserError(
-            f"'{path}' is corrupt or not a TF1 network pickle "
-            f"({type(e).__name__}: {e})"
-        )
+    obj = read_pickle(path, _TF1Unpickler, "TF1 network pickle")
     try:
         if isinstance(obj, _NetworkState):
             return None, None, _network(obj, "the network")
