@@ -7,6 +7,7 @@ that keep `--help` instant), which an import-time check would miss.
 """
 
 import ast
+import os
 import pathlib
 
 import pytest
@@ -38,14 +39,26 @@ FRAMEWORKS = {
 }
 
 
-def _project_files():
-    skip = {".venv", ".git", "__pycache__"}
-    return sorted(
-        p
-        for p in ROOT.rglob("*.py")
-        if not skip & set(p.relative_to(ROOT).parts)
-        and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
-    )
+def _project_files(root=ROOT):
+    """The .py files at the top and in every top-level folder holding
+    Python code (hidden folders such as .venv left out; run and data
+    folders, with no .py file at their top, are not walked)."""
+    files = sorted(root.glob("*.py"))
+    for top in sorted(root.iterdir()):
+        if not top.is_dir() or top.name.startswith(".") or top.is_symlink():
+            continue
+        if not any(top.glob("*.py")):
+            continue
+        for folder, dirs, names in os.walk(top):
+            dirs[:] = sorted(
+                d for d in dirs if not d.startswith(".") and d != "__pycache__"
+            )
+            files += [
+                pathlib.Path(folder, n)
+                for n in sorted(names)
+                if n.endswith(".py")
+            ]
+    return files
 
 
 def _package(path, root):
