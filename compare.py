@@ -559,7 +559,8 @@ def sample_rows(runs, seeds, trunc, batch):
 
     Runs without any snapshot get no row (with a note).
     """
-    from training import inference
+    from dnnlib.images import to_uint8
+    from msg_stylegan import inference
 
     rows = []
     for run in runs:
@@ -574,7 +575,7 @@ def sample_rows(runs, seeds, trunc, batch):
                 G, seeds, truncation_psi=trunc, noise_mode="const", batch=batch
             )
         ]
-        imgs = inference.to_uint8(np.concatenate(imgs))
+        imgs = to_uint8(np.concatenate(imgs))
         if imgs.shape[-1] == 1:
             imgs = np.repeat(imgs, 3, axis=-1)
         rows.append((run.label, imgs))
@@ -589,7 +590,7 @@ def samples_image(rows):
     """
     from PIL import Image, ImageDraw
 
-    from training.inference import upsample
+    from dnnlib.images import upsample
 
     size = max(imgs.shape[1] for _, imgs in rows)
     margin = label_margin([label for label, _ in rows])
@@ -615,9 +616,9 @@ def write_samples(path, runs, seeds, trunc, batch):
     rows = sample_rows(runs, seeds, trunc, batch)
     if not rows:
         return 0
-    img = samples_image(rows)
-    with atomic_write(path) as f:
-        img.save(f, format="PNG")
+    from dnnlib.images import write_png
+
+    write_png(path, np.asarray(samples_image(rows)))
     return len(rows)
 
 

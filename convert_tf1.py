@@ -70,14 +70,13 @@ def main(argv=None):
         raise UserError("OUT.pkl must differ from IN.pkl")
     quiet_framework_logs(args.verbose)
     # The networks load only now, so --help and flag errors are instant.
-    from msg_stylegan import convert_tf1
-    from training import snapshot
+    from msg_stylegan import convert_tf1, snapshot, tf1_pickle
 
     if args.config is not None:
         import config as config_lib
 
         config_lib.get_config(args.config)  # an unknown name lists them
-    if not convert_tf1.is_tf1_pickle(args.source):
+    if not tf1_pickle.is_tf1_pickle(args.source):
         if not os.path.isfile(args.source):
             raise UserError(f"'{args.source}' does not exist")
         raise UserError(

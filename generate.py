@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from dnnlib import images
 from dnnlib.util import (
     Progress,
     UserError,
@@ -302,16 +303,16 @@ def write_seed_images(G, args, inference):
         progress=progress,
     ):
         if args.scales == "all":
-            imgs = inference.to_uint8(inference.scales_strip(scales))
+            imgs = images.to_uint8(images.scales_strip(scales))
         else:
-            imgs = inference.to_uint8(scales[-1])
+            imgs = images.to_uint8(scales[-1])
         if args.grid is not None:
             kept.append(imgs)
             continue
         suffix = "-scales" if args.scales == "all" else ""
         for seed, img in zip(chunk, imgs):
             path = os.path.join(args.outdir, f"seed{seed:04d}{suffix}.png")
-            inference.write_png(path, img)
+            images.write_png(path, img)
     progress.close()
     if args.grid is None:
         print(f"Wrote {len(seeds)} images to '{args.outdir}'")
@@ -319,14 +320,14 @@ def write_seed_images(G, args, inference):
     imgs = np.concatenate(kept)
     if args.scales == "all":
         # A strip per seed stacked vertically: rows = seeds, cols = scales.
-        grid = inference.tile(imgs, 1, len(imgs))
+        grid = images.tile(imgs, 1, len(imgs))
     else:
         cols, rows = (
-            inference.auto_grid(len(imgs)) if args.grid == "auto" else args.grid
+            images.auto_grid(len(imgs)) if args.grid == "auto" else args.grid
         )
-        grid = inference.tile(imgs, cols, rows)
+        grid = images.tile(imgs, cols, rows)
     path = os.path.join(args.outdir, "grid.png")
-    inference.write_png(path, grid)
+    images.write_png(path, grid)
     print(f"Wrote '{path}' ({len(seeds)} seeds)")
 
 
@@ -346,7 +347,7 @@ def write_mix(G, args, inference):
     )
     progress.close()
     path = os.path.join(args.outdir, "mix.png")
-    inference.write_png(path, figure)
+    images.write_png(path, figure)
     print(f"Wrote '{path}'")
 
 
@@ -365,9 +366,9 @@ def write_interp(G, args, inference):
     )
     progress.close()
     gif = os.path.join(args.outdir, "interp.gif")
-    inference.write_gif(gif, frames, fps=args.fps)
+    images.write_gif(gif, frames, fps=args.fps)
     mp4 = os.path.join(args.outdir, "interp.mp4")
-    if inference.write_mp4(mp4, frames, fps=args.fps):
+    if images.write_mp4(mp4, frames, fps=args.fps):
         print(f"Wrote '{gif}' and '{mp4}' ({len(frames)} frames)")
     else:
         print(
@@ -381,7 +382,7 @@ def main(argv=None):
     check_outdir(args.outdir)
     quiet_framework_logs(args.verbose)
     # The framework loads only now, so --help and flag errors are instant.
-    from training import inference
+    from msg_stylegan import inference
 
     G, cfg = inference.load_network(args.network)
     make_outdir(args.outdir)

@@ -308,7 +308,7 @@ def main(argv=None):
 
     training_loop.check_data(cfg)
     if resume:
-        from training import snapshot
+        from msg_stylegan import snapshot
 
         snapshot.load(resume)
     from training import backends

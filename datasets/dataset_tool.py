@@ -553,17 +553,12 @@ def cmd_info(args):
         print(f"{key:<11}{value}")
 
 
-def _save_png(img, path):
-    from PIL import Image
-
-    Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(path)
-
-
 def cmd_extract(args):
     import shutil
     import tempfile
 
     from datasets import tfrecords
+    from dnnlib.images import write_png
 
     info = tfrecords.find_dataset(args.data)
     out = os.path.abspath(args.out)
@@ -586,7 +581,7 @@ def cmd_extract(args):
         for i, img in enumerate(
             tfrecords.iterate_images(info, res=args.res, max_images=n)
         ):
-            _save_png(img, os.path.join(tmp, f"img{i:08d}.png"))
+            write_png(os.path.join(tmp, f"img{i:08d}.png"), img)
             progress.update()
         progress.close()
         if os.path.isdir(out):
@@ -604,23 +599,15 @@ def cmd_preview(args):
     import numpy as np
 
     from datasets import tfrecords
-    from dnnlib.util import atomic_write
+    from dnnlib.images import write_grid
 
     info = tfrecords.find_dataset(args.data)
     cols, rows = args.grid
     imgs = list(
         tfrecords.iterate_images(info, res=args.res, max_images=cols * rows)
     )
-    h, w, c = imgs[0].shape
-    grid = np.zeros((rows * h, cols * w, c), np.uint8)
-    for i, img in enumerate(imgs):
-        r, q = divmod(i, cols)
-        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = img
     out = args.out or f"{info.name}-preview.png"
-    from PIL import Image
-
-    with atomic_write(out) as f:
-        Image.fromarray(grid[:, :, 0] if c == 1 else grid).save(f, "PNG")
+    write_grid(out, np.stack(imgs), (cols, rows))
     print(f"saved a {cols}x{rows} grid of {len(imgs)} images to '{out}'")
 
 

@@ -181,7 +181,7 @@ def generate(G, z, noise):
     noise (the given images), as StyleGAN's FID."""
     import keras
 
-    from training.inference import to_uint8
+    from dnnlib.images import to_uint8
 
     imgs = G(z, truncation_psi=1.0, noise_mode="random", noise=noise)
     return to_uint8(keras.ops.convert_to_numpy(imgs[-1]))
@@ -420,7 +420,7 @@ def get_network(path):
 
     Several metrics on one snapshot load it once.
     """
-    from training.inference import load_network
+    from msg_stylegan.inference import load_network
 
     path = os.fspath(path)
     if not os.path.isfile(path):

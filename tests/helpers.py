@@ -63,8 +63,7 @@ def make_tiny_snapshot(path, res=16, **changes):
     non-zero noise strengths so the noise modes give different images.
     The optimizer state (only resume needs it) is left out.
     """
-    from msg_stylegan import networks
-    from training import snapshot
+    from msg_stylegan import networks, snapshot
 
     cfg = tiny_config(res, **changes)
     G, D = networks.build_networks(cfg)

@@ -198,7 +198,7 @@ def test_interp_gif(network, tmp_path, capsys):
 
 
 def test_load_network(network):
-    from training import inference, snapshot
+    from msg_stylegan import inference, snapshot
 
     Gs, cfg = inference.load_network(network)
     assert Gs.name == "Gs" and cfg.img_resolution == RES
@@ -246,7 +246,7 @@ def test_hostile_pkl(tmp_path, capsys):
 
 
 def test_weights_do_not_fit(network, tmp_path, capsys):
-    from training import snapshot
+    from msg_stylegan import snapshot
 
     data = snapshot.load(network)
     data["Gs"] = dict(data["Gs"])
@@ -351,7 +351,7 @@ def test_progan_has_no_style_mixing(progan_network, tmp_path, capsys):
 
 
 def test_progressive_snapshot_generates_at_its_lod(tmp_path):
-    from training import snapshot
+    from msg_stylegan import snapshot
 
     path = tmp_path / "prog.pkl"
     make_tiny_snapshot(path, res=RES, architecture="stylegan", progressive=True)

@@ -174,7 +174,7 @@ def test_signal_writes_a_snapshot_and_exits_cleanly(sig, when, tmp_path, data):
     assert f"Stopped by {sig}" in text and "--resume=" in text, text
     snaps = list(tmp_path.glob("*/network-snapshot-*.pkl"))
     assert len(snaps) == 1, text
-    from training import snapshot
+    from msg_stylegan import snapshot
 
     step = snapshot.load(snaps[0])["step"]
     assert step >= 2 if sig == "SIGINT" else step >= 0
@@ -210,7 +210,7 @@ def test_a_failing_snapshot_write_is_one_line_and_keeps_earlier_ones(
     last = out.strip().splitlines()[-1]
     assert "error: cannot write" in last and "network-final.pkl" in last, out
     assert "File too large" in last
-    from training import snapshot
+    from msg_stylegan import snapshot
 
     assert snapshot.load(final)["step"] == 2  # the earlier one is intact
     assert not list((tmp_path / "b").glob("*/network-final.pkl"))

@@ -13,7 +13,7 @@ the optimizer's variables, so snapshots carry it and resume is exact.
 
 import keras
 
-from training.snapshot import LOSS_SCALE_SUFFIX
+from msg_stylegan.snapshot import LOSS_SCALE_SUFFIX
 
 # The Keras policy of each of config.PRECISIONS.
 POLICIES = {"off": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}

@@ -15,14 +15,12 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from PIL import Image
 
 from datasets import tfrecords
-from dnnlib import interrupt
-from dnnlib.util import UserError, atomic_write, format_time
-from msg_stylegan import networks
-from msg_stylegan.ops import upsample2d
-from training import backends, precision, schedule, snapshot
+from dnnlib import images, interrupt
+from dnnlib.util import UserError, format_time
+from msg_stylegan import networks, snapshot
+from training import backends, precision, schedule
 from training.stats import StatsCollector
 
 
@@ -30,28 +28,6 @@ def grid_shape(cfg):
     """Grid width and height in images, smaller for large resolutions."""
     n = max(2, min(cfg.grid_size, 4096 // cfg.img_resolution))
     return n, n
-
-
-def save_grid(imgs, path, grid):
-    """uint8 or [-1, 1] float images [N, H, W, C] -> one PNG grid."""
-    imgs = np.asarray(imgs)
-    if imgs.dtype != np.uint8:
-        imgs = np.clip(np.rint((imgs + 1) * 127.5), 0, 255).astype(np.uint8)
-    gw, gh = grid
-    n, h, w, c = imgs.shape
-    canvas = np.zeros((gh * h, gw * w, c), np.uint8)
-    for i in range(min(n, gw * gh)):
-        y, x = divmod(i, gw)
-        canvas[y * h : (y + 1) * h, x * w : (x + 1) * w] = imgs[i]
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot write '{path}': {e.strerror}") from None
-    mode = "L" if c == 1 else "RGB"
-    with atomic_write(path) as f:
-        Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode).save(
-            f, format="PNG"
-        )
 
 
 def load_images(info, n):
@@ -83,9 +59,8 @@ def save_fake_grids(run_dir, Gs, grid_z, cfg, kimg):
     scales = generate_scales(Gs, grid_z, cfg.batch, noise_mode="const")
     for img in scales:
         res = img.shape[1]
-        full = np.asarray(upsample2d(img, cfg.img_resolution // res))
         path = os.path.join(run_dir, f"{res}x{res}", f"fakes{kimg:06d}.png")
-        save_grid(full, path, grid)
+        images.write_grid(path, images.upsample(img, cfg.img_resolution), grid)
     return scale_consistency(scales)
 
 
@@ -297,7 +272,7 @@ def _train(cfg, run_dir, resume, devices):
     reals_path = os.path.join(run_dir, "reals.png")
     if not os.path.exists(reals_path):
         reals = load_images(info, grid[0] * grid[1])
-        save_grid(reals, reals_path, grid)
+        images.write_grid(reals_path, reals, grid)
 
     stats = StatsCollector(run_dir)
     tick = 0

@@ -199,8 +199,8 @@ def test_training_measures_start_and_end(
 
 def test_bad_inputs(run_dir, dataset, tmp_path):
     snap = run_dir / "network-snapshot-000000.pkl"
-    with pytest.raises(UserError, match="unknown metric"):
-        metric_main.evaluate_snapshot("fid2k", snap, data=dataset)
+    with pytest.raises(UserError, match="unknown metric 'fid3k'"):
+        metric_main.evaluate_snapshot("fid3k", snap, data=dataset)
     with pytest.raises(UserError, match="does not exist"):
         metric_main.evaluate_snapshot("fid1k", tmp_path / "no.pkl")
     with pytest.raises(UserError, match="names no dataset; pass --data"):

@@ -22,8 +22,13 @@ import pytest
 import convert_tf1 as convert_cli
 import generate
 from dnnlib.util import UserError
-from msg_stylegan import convert_tf1, networks
-from training import inference, snapshot
+from msg_stylegan import (
+    convert_tf1,
+    inference,
+    networks,
+    snapshot,
+    tf1_pickle,
+)
 
 RES = 16  # scales 4, 8, 16
 SQRT2 = math.sqrt(2.0)
@@ -467,7 +472,7 @@ def nhwc(x):
 
 def gs_vars(path):
     """Gs's variables by flat TF1 name, read back from the pickle."""
-    return convert_tf1.read(path)[2].flat_variables()
+    return tf1_pickle.read(path)[2].flat_variables()
 
 
 def quiet(*_):
@@ -545,7 +550,7 @@ def test_msg_every_variable_lands(msg_pkl, msg_converted):
         gs["synthesis/b16/conv1/noise/const"][0, :, :, 0],
         tf1["G_synthesis/noise5"][0, 0],
     )
-    d_tf1 = convert_tf1.read(msg_pkl)[1].flat_variables()
+    d_tf1 = tf1_pickle.read(msg_pkl)[1].flat_variables()
     assert len(data["D"]) == len(d_tf1)
 
 
@@ -568,7 +573,7 @@ def test_msg_gs_equals_numpy_reference(msg_pkl, msg_converted):
 def test_msg_d_equals_numpy_reference(msg_pkl, msg_converted):
     data, _ = msg_converted
     D, _ = _build(data, "D")
-    v = convert_tf1.read(msg_pkl)[1].flat_variables()
+    v = tf1_pickle.read(msg_pkl)[1].flat_variables()
     rnd = np.random.RandomState(1)
     # A batch of 4 is one minibatch-stddev group: TF1's strided grouping
     # and this project's contiguous one agree.
@@ -598,7 +603,7 @@ def test_nvlabs_stylegan_progressive(tmp_path):
     ref = ref_g_style(v, z.astype(np.float64), STYLE_KW, psi=0.7)
     np.testing.assert_allclose(np.asarray(img), nhwc(ref[-1]), atol=2e-4)
     # D: one fromRGB per resolution, the TF1 lod dropped (G keeps it).
-    d_tf1 = convert_tf1.read(path)[1].flat_variables()
+    d_tf1 = tf1_pickle.read(path)[1].flat_variables()
     assert len(data["D"]) == len(d_tf1) - 1
     assert float(data["Gs"]["lod"]) == 0.0
 
@@ -652,9 +657,9 @@ def _evil_pickle(path):
 def test_hostile_tf1_pickle_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.pkl"
     marker = _evil_pickle(path)
-    assert convert_tf1.is_tf1_pickle(path)
+    assert tf1_pickle.is_tf1_pickle(path)
     with pytest.raises(UserError, match=r"refusing to load '(posix|os)\.sys"):
-        convert_tf1.read(path)
+        tf1_pickle.read(path)
     # The same through generate.py: exit 2, one line, nothing ran.
     with pytest.raises(SystemExit) as e:
         generate.run_cli(generate.main, ["--network", str(path)])

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import generate
+from msg_stylegan import inference
 from tests.helpers import make_tiny_snapshot
-from training import export, inference
+from training import export
 
 RES = 16
 PSI = 0.6

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from dnnlib import interrupt
+from msg_stylegan import snapshot
 from tests.helpers import ROOT, SUBPROCESS_DEADLINE, tiny_config
-from training import snapshot, training_loop
+from training import training_loop
 
 pytestmark = pytest.mark.large
 
@@ -159,7 +160,8 @@ SECOND_SIGNAL_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {root!r})
     from dnnlib import interrupt
     from tests.helpers import tiny_config
-    from training import snapshot, training_loop
+    from msg_stylegan import snapshot
+    from training import training_loop
 
     dump = snapshot.pickle.dump
 
@@ -211,7 +213,8 @@ JAX_SIGNAL_SCRIPT = textwrap.dedent(
     import keras, numpy as np
     assert keras.backend.backend() == "jax"
     from tests.helpers import tiny_config
-    from training import backends, snapshot, training_loop
+    from msg_stylegan import snapshot
+    from training import backends, training_loop
 
     cfg = tiny_config(16, batch=8, data={data!r}, total_kimg=0.064,
                       kimg_per_tick=0.032, network_snapshot_ticks=1,

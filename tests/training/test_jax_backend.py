@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msg_stylegan import networks
+from msg_stylegan import inference, networks, snapshot
 from tests.helpers import SUBPROCESS_DEADLINE, tiny_config
-from training import inference, snapshot, training_loop
+from training import training_loop
 from training.backends import tensorflow as tf_backend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,8 @@ import pickle, sys
 import keras, numpy as np
 assert keras.backend.backend() == "jax"
 import config as config_lib
-from training import backends, inference, snapshot, training_loop
+from msg_stylegan import inference, snapshot
+from training import backends, training_loop
 from msg_stylegan import networks
 
 work = sys.argv[1]

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from datasets import tfrecords
+from msg_stylegan import snapshot
 from tests.helpers import SUBPROCESS_DEADLINE
-from training import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 import config as config_lib
+from msg_stylegan import snapshot
 from tests.helpers import SUBPROCESS_DEADLINE
-from training import snapshot, training_loop
+from training import training_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import config as config_lib
-from msg_stylegan import networks
+from msg_stylegan import networks, snapshot
 from tests.helpers import SUBPROCESS_DEADLINE, tiny_config
-from training import precision, schedule, snapshot, training_loop
+from training import precision, schedule, training_loop
 from training.backends import tensorflow as tf_backend
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from msg_stylegan import inference, snapshot
 from tests.helpers import SUBPROCESS_DEADLINE, tiny_config
-from training import inference, schedule, snapshot, training_loop
+from training import schedule, training_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from datasets import pipeline
-from msg_stylegan import networks
+from msg_stylegan import networks, snapshot
 from tests.helpers import tiny_config
-from training import snapshot, training_loop
+from training import training_loop
 from training.backends import tensorflow as backend
 
 

@@ -1,17 +1,18 @@
 """Inference from snapshots: load Gs, seeded images, mixing, interpolation.
 
-The library behind `generate.py` (and reusable by metrics): everything here
-works on NumPy arrays and the Keras networks, with no TensorFlow-only calls.
-Every image is a function of its seed alone: z and, for `noise_mode=random`,
-the noise images are drawn from `np.random.RandomState(seed)`.
+The library behind `generate.py`, `compare.py` and the metrics: everything
+here works on NumPy arrays and the Keras networks, with no TensorFlow-only
+calls. It sits with the networks, below metrics and training, so that
+evaluating a snapshot never imports the training code. Every image is a
+function of its seed alone: z and, for `noise_mode=random`, the noise images
+are drawn from `np.random.RandomState(seed)`. Laying images out and writing
+them is `dnnlib.images`.
 """
 
-import os
-
 import numpy as np
-from PIL import Image
 
-from dnnlib.util import UserError, atomic_write
+from dnnlib.images import tile, to_uint8
+from dnnlib.util import UserError
 
 
 def load_network(path, which="Gs", log=print):
@@ -24,10 +25,9 @@ def load_network(path, which="Gs", log=print):
     `log` receives what was inferred).
     """
     import config as config_lib
-    from msg_stylegan import convert_tf1, networks
-    from training import snapshot
+    from msg_stylegan import convert_tf1, networks, snapshot, tf1_pickle
 
-    if convert_tf1.is_tf1_pickle(path):
+    if tf1_pickle.is_tf1_pickle(path):
         data = convert_tf1.convert(path, log=log)
     else:
         data = snapshot.load(path)
@@ -117,68 +117,6 @@ def iter_images(
         yield chunk, synthesize(G, ws, noise_mode, noise)
         if progress is not None:
             progress.update(len(chunk))
-
-
-def to_uint8(imgs):
-    """[-1, 1] floats -> uint8 via (x + 1) * 127.5, rounded and clipped."""
-    x = np.rint((np.asarray(imgs, np.float32) + 1) * 127.5)
-    return np.clip(x, 0, 255).astype(np.uint8)
-
-
-def upsample(imgs, size):
-    """Nearest-neighbour upsampling of [N, r, r, C] to [N, size, size, C]."""
-    factor = size // imgs.shape[1]
-    return np.repeat(np.repeat(imgs, factor, axis=1), factor, axis=2)
-
-
-def scales_strip(scales):
-    """Every scale upsampled to full size, side by side: [N, R, S*R, C]."""
-    size = scales[-1].shape[1]
-    return np.concatenate([upsample(s, size) for s in scales], axis=2)
-
-
-def tile(imgs, cols, rows):
-    """[N, H, W, C] -> one [rows*H, cols*W, C] image, row-major, black pad."""
-    imgs = np.asarray(imgs)
-    n, h, w, c = imgs.shape
-    canvas = np.zeros((rows * h, cols * w, c), imgs.dtype)
-    for i in range(min(n, cols * rows)):
-        y, x = divmod(i, cols)
-        canvas[y * h : (y + 1) * h, x * w : (x + 1) * w] = imgs[i]
-    return canvas
-
-
-def auto_grid(n):
-    """A near-square (cols, rows) that holds n images."""
-    cols = int(np.ceil(np.sqrt(n)))
-    return cols, int(np.ceil(n / cols))
-
-
-def _pil(img):
-    img = np.asarray(img)
-    return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
-
-
-def _umask_mode():
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _save_atomic(path, save):
-    """`save(file)` into a temp file renamed over `path` when complete.
-
-    The temp file is made private (0600); give the result the mode a plain
-    open() would have, so images stay readable by others as usual.
-    """
-    with atomic_write(path) as f:
-        save(f)
-        os.fchmod(f.fileno(), _umask_mode())
-
-
-def write_png(path, img):
-    """Write one uint8 [H, W, C] image; never leaves a half-written file."""
-    _save_atomic(path, lambda f: _pil(img).save(f, format="PNG"))
 
 
 def style_mix(
@@ -276,42 +214,3 @@ def interpolate(
         if progress is not None:
             progress.update(len(chunk))
     return np.concatenate(out)
-
-
-def write_gif(path, frames, fps=24):
-    """An endlessly looping animated GIF, written atomically."""
-    images = [_pil(f) for f in frames]
-    _save_atomic(
-        path,
-        lambda f: images[0].save(
-            f,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=max(int(round(1000 / fps)), 20),
-            loop=0,
-        ),
-    )
-
-
-def write_mp4(path, frames, fps=24):
-    """An H.264 MP4 when imageio with ffmpeg is importable; else False.
-
-    imageio is optional and not a dependency of this project.
-    """
-    try:
-        import imageio.v2 as imageio
-    except ImportError:
-        return False
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp.mp4")
-    try:
-        with imageio.get_writer(tmp, fps=fps) as w:
-            for frame in frames:
-                w.append_data(np.asarray(frame))
-        os.replace(tmp, path)
-    except Exception:  # no ffmpeg plugin or backend at run time
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        return False
-    return True

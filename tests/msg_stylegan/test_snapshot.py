@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dnnlib.util import UserError
-from training import snapshot
+from msg_stylegan import snapshot
 
 
 def _data():

@@ -3,7 +3,9 @@
 A snapshot is a pickled dict of builtins and NumPy arrays only (format
 version, kimg, config JSON, and {variable path: array} for G, D, Gs, both
 optimizers). Loading uses an unpickler that admits nothing else, so a crafted
-file cannot run code (SPEC section 7).
+file cannot run code (SPEC section 7). It sits with the networks, below
+metrics and training: evaluating or sampling a snapshot reads it without
+importing the training code, and training writes it.
 """
 
 import io
@@ -17,29 +19,51 @@ from dnnlib.util import UserError, atomic_write
 FORMAT = "msg-stylegan-snapshot"
 VERSION = 1
 
-# The only globals a snapshot may reference: NumPy array reconstruction.
-_ALLOWED = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("builtins", "complex"),
-}
+# The globals that rebuilding NumPy arrays and scalars needs: all the plain
+# data of a snapshot or a TF1 network pickle references (tf1_pickle.py).
+NUMPY_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+)
+_ALLOWED = NUMPY_GLOBALS | {("builtins", "complex")}
 
 
-class _Refused(pickle.UnpicklingError):
-    pass
+class Refused(pickle.UnpicklingError):
+    """A restricted unpickler met a global it does not admit."""
 
 
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise _Refused(
+        raise Refused(
             f"refusing to load '{module}.{name}': snapshots may hold only "
             "plain data and NumPy arrays"
+        )
+
+
+def read_pickle(path, unpickler, what):
+    """Unpickle `path` with a restricted `unpickler` class (one whose
+    find_class raises `Refused`); a missing, refused, truncated or foreign
+    file is one UserError that names `what` the file should be."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"{what} '{path}' does not exist")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return unpickler(io.BytesIO(raw)).load()
+    except Refused as e:
+        raise UserError(f"{what} '{path}' refused: {e}")
+    except Exception as e:  # truncated or not a pickle at all
+        raise UserError(
+            f"'{path}' is corrupt or not a {what} ({type(e).__name__}: {e})"
         )
 
 
@@ -71,19 +95,7 @@ def save(path, data):
 def load(path):
     """Read a snapshot, refusing anything that is not the project's data."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f"snapshot '{path}' does not exist")
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        data = _SafeUnpickler(io.BytesIO(raw)).load()
-    except _Refused as e:
-        raise UserError(f"snapshot '{path}' refused: {e}")
-    except Exception as e:  # truncated or not a pickle at all
-        raise UserError(
-            f"snapshot '{path}' is corrupt or not a snapshot "
-            f"({type(e).__name__}: {e})"
-        )
+    data = read_pickle(path, _SafeUnpickler, "snapshot")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(
             f"'{path}' is not an msg-stylegan snapshot (no format marker)"
