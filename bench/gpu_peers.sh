@@ -2,9 +2,9 @@
 # This project's speed beside its peers', on the lent H200, in one bounded
 # device call: every figure that is compared was measured in the same run.
 #
-# The device call (after `bash bench/prepare_peers.sh` here, which exports
-# the peers and the timing scripts into the git-ignored .peers/, and with
-# the Keras wheels in .whl/ as for bench/gpu_run.sh):
+# The device call, after `bash bench/prepare_peers.sh` here (it exports the
+# peers and their timing scripts into the git-ignored .peers/ and puts the
+# Keras wheels the machine lacks into .whl/; 4.4 MB together):
 #   command:  bash bench/gpu_peers.sh
 #   carry:    [".whl", ".peers"]
 #   timeout:  600 (the script stops by DEADLINE_S, default 570 s)

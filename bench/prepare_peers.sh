@@ -21,6 +21,11 @@
 # the copy (num_fp16_res 0 and conv_clamp None, as the peer's own
 # train.py --fp32 does), and fails if the code it edits has changed.
 #
+# The device machine has JAX but no Keras: when WHEEL_DIR (default .whl/,
+# ignored) holds no Keras wheel, this script downloads the wheels the call
+# installs there (Keras and the two needs the machine lacks), as
+# bench/gpu_run.sh and bench/gpu_quality.sh use them.
+#
 # Usage:   bash bench/prepare_peers.sh
 #          PEERS_DIR=/tmp/peers SG2ADA_GIT=/path/repo bash bench/prepare_peers.sh
 set -u
@@ -67,4 +72,14 @@ else
   echo "stylegan2-ada-pytorch skipped: no git snapshot at SG2ADA_GIT=" \
     "$SG2ADA_GIT (fetch github:NVlabs/stylegan2-ada-pytorch)"
 fi
-du -sh "$PEERS_DIR"
+
+WHEEL_DIR=${WHEEL_DIR:-.whl}
+if ! ls "$WHEEL_DIR"/keras-*.whl >/dev/null 2>&1; then
+  python3 -m pip download -q --no-deps --only-binary=:all: \
+    --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux1_x86_64 -d "$WHEEL_DIR" \
+    keras==3.15.1 namex==0.1.0 optree==0.20.0 || exit 1
+fi
+du -sh "$PEERS_DIR" "$WHEEL_DIR"
