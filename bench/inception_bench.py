@@ -22,20 +22,8 @@ import numpy as np  # noqa: E402
 from dnnlib.util import run_cli  # noqa: E402
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--inception",
-        metavar="PATH",
-        default=None,
-        help="weights .npz or .pth (default: the usual search)",
-    )
-    p.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="time the network with initial values, no weights file "
-        "(default: off)",
-    )
+def add_timing_args(p):
+    """--batch, --batches, --res: shared with peer_inception_bench.py."""
     p.add_argument(
         "--batch",
         metavar="B",
@@ -57,6 +45,23 @@ def main(argv=None):
         default=32,
         help="input resolution before the resize to 299 (default: %(default)s)",
     )
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--inception",
+        metavar="PATH",
+        default=None,
+        help="weights .npz or .pth (default: the usual search)",
+    )
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="time the network with initial values, no weights file "
+        "(default: off)",
+    )
+    add_timing_args(p)
     args = p.parse_args(argv)
 
     import keras

@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from inception_bench import add_timing_args
+
 SKIP = 3
 FILES = {
     "pytorch-fid": "pt_inception-2015-12-05-6726825d.pth",
@@ -79,27 +81,7 @@ def main(argv=None):
         metavar="PATH",
         help="the package's .pth (default: torch's hub cache)",
     )
-    p.add_argument(
-        "--batch",
-        metavar="B",
-        type=int,
-        default=50,
-        help="images per batch (default: %(default)s)",
-    )
-    p.add_argument(
-        "--batches",
-        metavar="N",
-        type=int,
-        default=4,
-        help="timed batches after one warm-up (default: %(default)s)",
-    )
-    p.add_argument(
-        "--res",
-        metavar="R",
-        type=int,
-        default=32,
-        help="input resolution before the resize to 299 (default: %(default)s)",
-    )
+    add_timing_args(p)
     p.add_argument(
         "--device",
         metavar="DEV",
