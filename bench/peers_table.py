@@ -9,7 +9,8 @@ Inception features beside pytorch-fid's or torch-fidelity's:
   run, case, who, what (train_step | inception), res, batch, precision,
   mode (mixed | tf32 | fp32: what pairs up), img_per_s, sec_per_kimg,
   tflops (null where unknown), warmup_s (compilation, cuDNN tuning and
-  plugin builds), case_s, peak_mem_gb, error (a case that gave no figure)
+  plugin builds), case_s, peak_mem_gb, error (a case that gave no figure),
+  note (e.g. "reference ops": the peer's CUDA kernels did not build)
 
 `table` prints, per run, the ratio this project / peer of img/s for each
 resolution and mode. Ratios are formed only between rows of the same run:
@@ -44,6 +45,19 @@ def _number(row, *keys):
     return None
 
 
+def _note(raw):
+    """What a reader must know beside the figure, or None.
+
+    stylegan2-ada-pytorch builds its CUDA kernels at first use and, when
+    that fails, runs slower reference ops: say so next to its figure.
+    """
+    plugins = raw.get("plugins")
+    if isinstance(plugins, dict):
+        if not (plugins.get("bias_act") and plugins.get("upfirdn2d")):
+            return "reference ops"
+    return None
+
+
 def normalise(raw, args):
     """One row of the common shape from a timing script's own JSON row.
 
@@ -71,6 +85,7 @@ def normalise(raw, args):
         case_s=_number(raw, "case_s", "wall_s"),
         peak_mem_gb=peak,
         error=raw.get("error") if img_s is None else None,
+        note=_note(raw),
         raw=raw,
     )
 
@@ -137,6 +152,13 @@ def _fmt(x, digits=1):
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
+def _precision(row):
+    if row is None:
+        return "-"
+    note = row.get("note")
+    return row["precision"] + (f" ({note})" if note else "")
+
+
 def _figure(row):
     """img/s, or why there is none."""
     if row is None:
@@ -186,11 +208,11 @@ def tables(rows):
                     q = ratio(ours, theirs)
                     out.append(
                         f"| {res} | {mode} "
-                        f"| {ours['precision'] if ours else '-'} "
+                        f"| {_precision(ours)} "
                         f"| {_figure(ours)} "
                         f"| {_fmt(ours and ours.get('warmup_s'))} "
                         f"| {peer} "
-                        f"| {theirs['precision'] if theirs else '-'} "
+                        f"| {_precision(theirs)} "
                         f"| {_figure(theirs)} "
                         f"| {_fmt(theirs and theirs.get('warmup_s'))} "
                         f"| {'-' if q is None else f'{q:.2f}'} |"

@@ -64,7 +64,7 @@ def test_ratio_per_resolution_and_mode(tmp_path):
         row(sg, 64, "mixed", 300.0, precision="fp16"),
         row(sg, 64, "tf32", 500.0),
         row("msg-stylegan", 128, "mixed", 380.0),
-        row(sg, 128, "mixed", 190.0, precision="fp16"),
+        row(sg, 128, "mixed", 190.0, precision="fp16", note="reference ops"),
     ]
     got = [cells(x) for x in table_lines(tmp_path, rows)]
     # res, mode, ours' precision and img/s, peer, peer's precision and
@@ -72,7 +72,16 @@ def test_ratio_per_resolution_and_mode(tmp_path):
     assert [(c[0], c[1], c[2], c[3], c[5], c[6], c[7], c[9]) for c in got] == [
         ("64", "mixed", "bf16", "600.0", sg, "fp16", "300.0", "2.00"),
         ("64", "tf32", "fp32", "400.0", sg, "fp32", "500.0", "0.80"),
-        ("128", "mixed", "bf16", "380.0", sg, "fp16", "190.0", "2.00"),
+        (
+            "128",
+            "mixed",
+            "bf16",
+            "380.0",
+            sg,
+            "fp16 (reference ops)",
+            "190.0",
+            "2.00",
+        ),
     ]
     assert all(c[4] == "12.5" and c[8] == "12.5" for c in got)
 
@@ -167,6 +176,7 @@ def test_tag_reads_each_scripts_rows():
         img_per_s=250.0,
         warmup_s=9.0,
         peak_alloc_gib=1.0,
+        plugins=dict(bias_act=True, upfirdn2d=False),
     )
     failed = dict(peer="sg", res=128, batch=32, error="RuntimeError('x')")
     lines = [
@@ -189,6 +199,7 @@ def test_tag_reads_each_scripts_rows():
     assert got[0]["sec_per_kimg"] == 2.0
     assert got[1]["peak_mem_gb"] == round(2**30 / 1e9, 3)
     assert got[2]["error"] == "RuntimeError('x')"
+    assert [r["note"] for r in got] == [None, "reference ops", None]
     assert got[0]["raw"] == ours
     # A case that printed nothing still leaves a row with why.
     out = io.StringIO()
