@@ -90,6 +90,7 @@ log() { echo "[$((SECONDS - START))s] $*" | tee -a "$OUT/log.txt"; }
 
 # Keras (and what it needs) from the carried wheels, where it is missing.
 PEER_PYTHONPATH=${PYTHONPATH:-}
+export KERAS_BACKEND=jax
 if ! "$PY" -c "import keras" >/dev/null 2>&1; then
   if ! ls "$WHEEL_DIR"/*.whl >/dev/null 2>&1; then
     log "error: Keras is missing and $WHEEL_DIR holds no wheels; carry .whl"
@@ -99,7 +100,7 @@ if ! "$PY" -c "import keras" >/dev/null 2>&1; then
     --upgrade --target /tmp/site "$WHEEL_DIR"/*.whl || exit 1
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
-export PYTHONPATH=$ROOT:${PYTHONPATH:-} PYTHONUNBUFFERED=1 KERAS_BACKEND=jax
+export PYTHONPATH=$ROOT:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-/tmp/torch_extensions}
 {
   echo "run $RUN_ID"

@@ -254,3 +254,70 @@ def test_tiny_dry_run_skips_absent_peers(tmp_path):
     assert "inception pytorch-fid skipped" in log
     table = (out / "table.md").read_text()
     assert "| 16 | mixed | bf16 |" in table and "| (none) |" in table
+
+
+PERF_SCRIPT = """\
+def bench_sg2ada(res, args):
+    G = dict(synthesis_kwargs=dict(num_fp16_res=4, conv_clamp=256))
+    D = dict(num_fp16_res=4, conv_clamp=256, block_kwargs={})
+    return dict(G=G, D=D, cfg=dict(num_fp16_res=4, conv_clamp=256))
+
+
+def parser(ap):
+    ap.add_argument('--aug', default='ada')
+"""
+
+
+def prepare(tmp_path, perf_text):
+    """Run prepare_peers.sh on a made-up timing script and a tiny repo."""
+    perf = tmp_path / "perf"
+    perf.mkdir(exist_ok=True)
+    (perf / "peer_step_bench.py").write_text(perf_text)
+    repo = tmp_path / "peer.git"
+    work = tmp_path / "work"
+    (work / "training").mkdir(parents=True, exist_ok=True)
+    (work / "training" / "networks.py").write_text("# a peer file\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    subprocess.run(git + ["-C", str(work), "add", "."], check=True)
+    subprocess.run(git + ["-C", str(work), "commit", "-qm", "c"], check=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(work), str(repo)], check=True
+    )
+    wheels = tmp_path / "whl"
+    wheels.mkdir(exist_ok=True)
+    (wheels / "keras-0-py3-none-any.whl").write_text("")  # no download
+    env = dict(
+        os.environ,
+        PEERS_DIR=str(tmp_path / "peers"),
+        PERF_DIR=str(perf),
+        SG2ADA_GIT=str(repo),
+        WHEEL_DIR=str(wheels),
+    )
+    return subprocess.run(
+        ["bash", str(ROOT / "bench" / "prepare_peers.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_prepare_peers_exports_and_adds_fp32(tmp_path):
+    r = prepare(tmp_path, PERF_SCRIPT)
+    assert r.returncode == 0, r.stderr
+    peers = tmp_path / "peers"
+    assert (peers / "stylegan2-ada-pytorch/training/networks.py").is_file()
+    text = (peers / "perf/peer_step_bench.py").read_text()
+    assert text.count("num_fp16_res=0 if args.fp32 else 4") == 3
+    assert text.count("conv_clamp=None if args.fp32 else 256") == 3
+    assert "ap.add_argument('--fp32', action='store_true'" in text
+    scope = {}
+    exec(text, scope)  # the edited copy is still valid Python
+    got = scope["bench_sg2ada"](64, Namespace(fp32=True))
+    assert got["D"]["num_fp16_res"] == 0 and got["cfg"]["conv_clamp"] is None
+
+
+def test_prepare_peers_refuses_a_changed_script(tmp_path):
+    r = prepare(tmp_path, PERF_SCRIPT.replace("conv_clamp=256", "x=1", 1))
+    assert r.returncode != 0
+    assert "changed: cannot add --fp32" in r.stderr
