@@ -218,11 +218,12 @@ for name in $CASES; do
   rc=$?
   why="rc=$rc"
   [ "$rc" = 124 ] && why="stopped at its ${limit}s limit"
+  more=(--res="$res" --error="$why")
   case $name in
-    ours-bf16-*) tag "$name" "$OURS_NAME" bf16 mixed --error="$why" ;;
-    ours-tf32-*) tag "$name" "$OURS_NAME" fp32 tf32 --error="$why" ;;
-    sg2ada-fp16-*) tag "$name" "$SG2ADA" fp16 mixed --error="$why" ;;
-    sg2ada-fp32-*) tag "$name" "$SG2ADA" fp32 "$PEER_MODE" --error="$why" ;;
+    ours-bf16-*) tag "$name" "$OURS_NAME" bf16 mixed "${more[@]}" ;;
+    ours-tf32-*) tag "$name" "$OURS_NAME" fp32 tf32 "${more[@]}" ;;
+    sg2ada-fp16-*) tag "$name" "$SG2ADA" fp16 mixed "${more[@]}" ;;
+    sg2ada-fp32-*) tag "$name" "$SG2ADA" fp32 "$PEER_MODE" "${more[@]}" ;;
   esac <"$OUT/case.out"
   log "== $name $why ($((SECONDS - t0))s)"
 done

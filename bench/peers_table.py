@@ -181,14 +181,18 @@ def tables(rows):
     out = []
     for run in dict.fromkeys(r["run"] for r in rows):
         mine = [r for r in rows if r["run"] == run]
-        peers = sorted({r["who"] for r in mine if r["who"] != OURS})
         for what in WHAT:
             part = [r for r in mine if r["what"] == what]
             if not part:
                 continue
+            peers = sorted({r["who"] for r in part if r["who"] != OURS})
             keys = sorted(
                 {(r["res"], r["mode"]) for r in part},
-                key=lambda k: (k[0], MODES.index(k[1]) if k[1] in MODES else 9),
+                key=lambda k: (
+                    k[0] is None,
+                    k[0] or 0,
+                    MODES.index(k[1]) if k[1] in MODES else len(MODES),
+                ),
             )
             title = "Training step" if what == "train_step" else "Inception"
             batch = sorted({r["batch"] for r in part if r.get("batch")})

@@ -113,6 +113,23 @@ def test_no_peer_at_all_still_lists_ours(tmp_path):
     ]
 
 
+def test_tables_keep_kinds_apart_and_rows_without_res(tmp_path):
+    rows = [
+        row("msg-stylegan", 64, "mixed", 600.0),
+        row("stylegan2-ada-pytorch", None, "mixed", None),
+        row("msg-stylegan", 64, "tf32", 900.0, what="inception"),
+        row("pytorch-fid", 64, "tf32", 450.0, what="inception"),
+    ]
+    text = peers_table.tables(
+        peers_table.load_rows(write(tmp_path / "p", rows))
+    )
+    train, inception = text.split("### Inception")
+    assert "pytorch-fid" not in train and "stylegan2" not in inception
+    assert "| None | mixed | - | not run |" in train
+    assert "| 64 | tf32 | fp32 | 900.0 | 12.5 | pytorch-fid |" in inception
+    assert inception.rstrip().endswith("| 2.00 |")
+
+
 def test_ratios_only_within_one_run(tmp_path):
     sg = "stylegan2-ada-pytorch"
     rows = [
