@@ -1,7 +1,12 @@
 """Throughput of the FID Inception port (Heusel et al. 2017), one JSON line.
 
-Example:
+Examples:
   python bench/inception_bench.py --inception=weights.npz --batch=50 --res=32
+  python bench/inception_bench.py --random-weights --batch=50 --res=64
+
+`--random-weights` builds the network with its initial values instead of
+loading the 87 MB weights (a device call carries at most 64 MiB): the work,
+and so the throughput, is the same; the features mean nothing.
 """
 
 import argparse
@@ -17,14 +22,8 @@ import numpy as np  # noqa: E402
 from dnnlib.util import run_cli  # noqa: E402
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--inception",
-        metavar="PATH",
-        default=None,
-        help="weights .npz or .pth (default: the usual search)",
-    )
+def add_timing_args(p):
+    """--batch, --batches, --res: shared with peer_inception_bench.py."""
     p.add_argument(
         "--batch",
         metavar="B",
@@ -46,14 +45,41 @@ def main(argv=None):
         default=32,
         help="input resolution before the resize to 299 (default: %(default)s)",
     )
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--inception",
+        metavar="PATH",
+        default=None,
+        help="weights .npz or .pth (default: the usual search)",
+    )
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="time the network with initial values, no weights file "
+        "(default: off)",
+    )
+    add_timing_args(p)
     args = p.parse_args(argv)
 
     import keras
 
-    from metrics.inception import feature_extractor
+    from metrics import DEFAULT_RESIZE
+    from metrics.inception import (
+        FeatureExtractor,
+        build_inception,
+        feature_extractor,
+    )
 
     t0 = time.time()
-    ext = feature_extractor(args.inception, batch_size=args.batch)
+    if args.random_weights:
+        model = build_inception(DEFAULT_RESIZE)
+        model.weights_id = "random"
+        ext = FeatureExtractor(model, batch_size=args.batch)
+    else:
+        ext = feature_extractor(args.inception, batch_size=args.batch)
     load_s = time.time() - t0
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (args.batch, args.res, args.res, 3), np.uint8)
@@ -70,6 +96,7 @@ def main(argv=None):
         res=args.res,
         images=args.batch * args.batches,
         images_per_s=round(args.batch * args.batches / elapsed, 2),
+        weights=ext.weights_id,
         load_s=round(load_s, 2),
         warmup_s=round(warmup_s, 2),
         cpus=os.cpu_count(),
