@@ -350,12 +350,15 @@ def fake_stats(opts, num, capture_all=False):
 
 
 def compute_fid(opts, num):
+    num = opts.count(num)
+    return fid_of(real_stats(opts, num), fake_stats(opts, num))
+
+
+def fid_of(real, fake):
+    """The metric dict of two FeatureStats made the same way."""
     from metrics.feature_stats import check_same_origin
     from metrics.fid import fid_from_stats
 
-    num = opts.count(num)
-    real = real_stats(opts, num)
-    fake = fake_stats(opts, num)
     check_same_origin(real.origin, fake.origin, "the reals", "the fakes")
     value = fid_from_stats(*real.mean_cov(), *fake.mean_cov())
     return dict(value=value, num_real=real.num_items, num_fake=fake.num_items)
@@ -402,14 +405,7 @@ def compute_fid_full(opts, num_fake):
     value does not depend on which reals a draw picked. `opts.num`
     overrides the fakes only.
     """
-    from metrics.feature_stats import check_same_origin
-    from metrics.fid import fid_from_stats
-
-    real = full_real_stats(opts)
-    fake = fake_stats(opts, opts.count(num_fake))
-    check_same_origin(real.origin, fake.origin, "the reals", "the fakes")
-    value = fid_from_stats(*real.mean_cov(), *fake.mean_cov())
-    return dict(value=value, num_real=real.num_items, num_fake=fake.num_items)
+    return fid_of(full_real_stats(opts), fake_stats(opts, opts.count(num_fake)))
 
 
 def full_real_stats(opts):
