@@ -190,7 +190,12 @@ def _metric_values(run_dir):
 
 
 def checks(runs, compare_dir, modules_dir):
-    """The sanity of a finished comparison, as one dict."""
+    """The sanity of a finished comparison, as one dict.
+
+    `tensorflow_imported_by` maps each process that imported TensorFlow
+    (possible only where it is installed) to the files of this repository
+    whose imports led there.
+    """
     import compare
 
     values = [v for run in runs for v in _metric_values(run)]
@@ -211,9 +216,16 @@ def checks(runs, compare_dir, modules_dir):
         ),
         comparison_names_configs=bool(text) and all(n in text for n in names),
         processes_recorded=[r["label"] for r in records],
-        tensorflow_imported_by=[
-            r["label"] for r in records if r["tensorflow_imported"]
-        ],
+        tensorflow_imported_by={
+            r["label"]: sorted(
+                {
+                    (a["project"] or "?").rsplit(":", 1)[0]
+                    for a in r["tensorflow_import_attempts"]
+                }
+            )
+            for r in records
+            if r["tensorflow_imported"]
+        },
     )
 
 

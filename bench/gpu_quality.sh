@@ -119,7 +119,7 @@ CAP_stats=${CAP_stats:-180}
 MAX_IMAGES=${MAX_IMAGES:-}
 CONFIGS=${CONFIGS:-msg-stylegan-cifar10 stylegan-noprog-cifar10}
 if [ -n "${TINY:-}" ]; then
-  DEADLINE_S=${DEADLINE_S_TINY:-2400} KIMG=2 SNAP_KIMG=1 TICK_KIMG=1
+  DEADLINE_S=${DEADLINE_S_TINY:-3000} KIMG=2 SNAP_KIMG=1 TICK_KIMG=1
   FID_NUM=32 FID_BATCH=16 FID_S=900 COMPARE_S=400 CAP_data=300
   CAP_stats=900 MAX_IMAGES=128 CONFIGS="msg-stylegan-demo stylegan-noprog-demo"
   PRECISION=off  # XLA:CPU compiled the bf16 step for over 10 minutes here

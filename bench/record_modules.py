@@ -22,10 +22,26 @@ import traceback
 
 class _Watch:
     """A meta path finder that only notes TensorFlow imports (and where
-    they came from) and lets the normal finders do the work."""
+    they came from) and lets the normal finders do the work.
 
-    def __init__(self):
+    `project` is the innermost frame in this repository's own code (not
+    an installed package, not this wrapper): the line to change.
+    """
+
+    def __init__(self, root):
+        self.root = root
         self.attempts = []
+
+    def _own(self, filename):
+        if not os.path.isabs(filename):  # <frozen importlib._bootstrap>
+            return False
+        rel = os.path.relpath(filename, self.root)
+        return not (
+            rel.startswith("..")
+            or "site-packages" in rel
+            or rel.startswith(".venv")
+            or os.path.basename(filename) == "record_modules.py"
+        )
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "tensorflow" and len(self.attempts) < 20:
@@ -35,7 +51,12 @@ class _Watch:
                 for f in stack
                 if "importlib" not in f.filename
             ][-3:]
-            self.attempts.append(dict(name=name, where=where))
+            own = [f for f in stack if self._own(f.filename)]
+            project = None
+            if own:
+                rel = os.path.relpath(own[-1].filename, self.root)
+                project = f"{rel}:{own[-1].lineno}"
+            self.attempts.append(dict(name=name, where=where, project=project))
         return None
 
 
@@ -67,7 +88,7 @@ def main():
     label, folder = sys.argv[1], sys.argv[2]
     os.makedirs(folder, exist_ok=True)
     rest = sys.argv[3:]
-    watch = _Watch()
+    watch = _Watch(os.getcwd())
     sys.meta_path.insert(0, watch)
     path = os.path.join(folder, f"{label}.json")
     atexit.register(_write, path, label, rest, watch)
@@ -78,7 +99,7 @@ def main():
     else:
         sys.argv = rest
         sys.path.insert(0, os.path.dirname(os.path.abspath(rest[0])))
-        runpy.run_path(rest[0], run_name="__main__")
+        runpy.run_path(os.path.abspath(rest[0]), run_name="__main__")
     return 0
 
 
