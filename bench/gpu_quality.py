@@ -230,19 +230,25 @@ def checks(runs, compare_dir, modules_dir):
 
 
 def _bundle_members(runs, work, keep_fakes):
-    """(path, name in the archive) of everything worth bringing back."""
+    """(path, name in the archive) of everything worth bringing back:
+    the runs without their snapshots (with the last `keep_fakes` grids of
+    each scale folder, None: all), the comparison, module records, logs."""
     members = []
     for run in runs:
         base = os.path.basename(run)
-        fakes = sorted(glob.glob(os.path.join(glob.escape(run), "fakes*.png")))
-        kept = set(fakes[-keep_fakes:]) if keep_fakes else set()
-        for path in sorted(glob.glob(os.path.join(glob.escape(run), "*"))):
-            name = os.path.basename(path)
-            if name.endswith(".pkl") or not os.path.isfile(path):
-                continue
-            if name.startswith("fakes") and path not in kept:
-                continue
-            members.append((path, f"{base}/{name}"))
+        for dirpath, dirnames, files in os.walk(run):
+            dirnames.sort()
+            fakes = sorted(f for f in files if f.startswith("fakes"))
+            if keep_fakes is not None:
+                fakes = fakes[len(fakes) - keep_fakes :] if keep_fakes else []
+            for name in sorted(files):
+                if name.endswith(".pkl"):
+                    continue
+                if name.startswith("fakes") and name not in fakes:
+                    continue
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, run)
+                members.append((path, f"{base}/{rel}"))
     for sub in ("compare", "modules", "logs"):
         folder = os.path.join(work, sub)
         for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*"))):
