@@ -350,12 +350,15 @@ def fake_stats(opts, num, capture_all=False):
 
 
 def compute_fid(opts, num):
+    num = opts.count(num)
+    return fid_of(real_stats(opts, num), fake_stats(opts, num))
+
+
+def fid_of(real, fake):
+    """The metric dict of two FeatureStats made the same way."""
     from metrics.feature_stats import check_same_origin
     from metrics.fid import fid_from_stats
 
-    num = opts.count(num)
-    real = real_stats(opts, num)
-    fake = fake_stats(opts, num)
     check_same_origin(real.origin, fake.origin, "the reals", "the fakes")
     value = fid_from_stats(*real.mean_cov(), *fake.mean_cov())
     return dict(value=value, num_real=real.num_items, num_fake=fake.num_items)
@@ -391,6 +394,43 @@ def fid2k(opts):
 @register_metric
 def fid1k(opts):
     return compute_fid(opts, 1000)
+
+
+def compute_fid_full(opts, num_fake):
+    """FID of `num_fake` fakes against every real, each once, unflipped.
+
+    As NVlabs' `fid50k_full`: the real statistics describe the whole
+    dataset rather than a draw of `num_fake` images, so they are computed
+    (and cached) once per dataset and reused for any generator, and the
+    value does not depend on which reals a draw picked. `opts.num`
+    overrides the fakes only.
+    """
+    return fid_of(full_real_stats(opts), fake_stats(opts, opts.count(num_fake)))
+
+
+def full_real_stats(opts):
+    """Statistics of every real of `opts.data`, each once, never mirrored.
+
+    Cached like `real_stats`, so a first call (e.g. before training)
+    leaves nothing for the `*_full` metrics to compute on the reals.
+    """
+    import dataclasses
+
+    from datasets.tfrecords import count_records, find_dataset
+
+    info = find_dataset(opts.data)
+    num = count_records(info.files[info.resolution])
+    return real_stats(dataclasses.replace(opts, mirror=False), num)
+
+
+@register_metric
+def fid50k_full(opts):
+    return compute_fid_full(opts, 50000)
+
+
+@register_metric
+def fid10k_full(opts):
+    return compute_fid_full(opts, 10000)
 
 
 @register_metric

@@ -261,3 +261,52 @@ def test_fid_on_two_devices_equals_one(run_dir, dataset, weights_npz, tmp_path):
         copy = metric_main._replicas[(kind, "cpu:1")][1]
         model = copy.model if kind == "copy_extractor" else copy
         assert model.weights[0].value.device.endswith("CPU:1")
+
+
+@pytest.mark.large
+def test_fid_full_uses_every_real_once(
+    run_dir, dataset, module_extractor, capsys, monkeypatch
+):
+    """fid10k_full: NUM fakes (--num) against all 40 reals, each once and
+    unflipped even when the config mirrors; the reals' statistics are
+    cached once and equal those of the 40 stored images."""
+    from datasets.tfrecords import iterate_images
+    from metrics.fid import fid_from_stats
+
+    assert {"fid10k_full", "fid50k_full"} <= set(metric_main.metric_names())
+    snap = run_dir / "network-snapshot-000000.pkl"
+    kw = dict(data=dataset, inception=module_extractor, progress=False)
+    result = metric_main.evaluate_snapshot(
+        "fid10k_full", snap, mirror=True, num=NUM, **kw
+    )
+    assert (result.num_real, result.num_fake) == (40, NUM)
+    assert LINE.match(capsys.readouterr().out.strip())
+    # The same value from the stored images in stored order, no flips.
+    stored = np.stack(list(iterate_images(dataset)))
+    real = np.concatenate(
+        [module_extractor(stored[i : i + NUM]) for i in range(0, 40, NUM)]
+    )
+    G, _ = metric_main.get_network(snap)
+    fake = np.concatenate(
+        [module_extractor(b) for b in metric_main.iterate_fakes(G, NUM, NUM)]
+    )
+    want = fid_from_stats(
+        real.mean(0),
+        np.cov(real, rowvar=False),
+        fake.mean(0),
+        np.cov(fake, rowvar=False),
+    )
+    assert result.value == pytest.approx(want, rel=1e-4)
+    # A second metric on the same dataset reads the reals from the cache.
+    calls = []
+
+    def reads(*args, **kwargs):  # records only when the reals are read
+        calls.append(args)
+        yield from ()
+
+    monkeypatch.setattr(metric_main, "iterate_reals", reads)
+    opts = metric_main.MetricOptions(
+        G=None, data=dataset, mirror=True, extractor=module_extractor
+    )
+    again = metric_main.full_real_stats(opts)
+    assert calls == [] and again.num_items == 40
