@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test lint clean
+.PHONY: demo test test-dryrun install install-test lint clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -39,7 +39,13 @@ TEST_WORKERS ?= 2
 test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		-m "not dryrun"
+
+# The device scripts (bench/gpu_quality.sh, bench/gpu_peers.sh) run whole,
+# TINY, on the CPU: run before a device call (5-30 minutes on 2 cores).
+test-dryrun: install-test
+	$(BIN)/python -m pytest -q -m dryrun
 
 lint: install-test
 	$(BIN)/ruff format .

@@ -225,6 +225,7 @@ def test_tag_reads_each_scripts_rows():
 
 
 @pytest.mark.large
+@pytest.mark.dryrun
 def test_tiny_dry_run_skips_absent_peers(tmp_path):
     """The whole script on the CPU: our rows and table, peers skipped."""
     empty = tmp_path / "peers"

@@ -129,6 +129,7 @@ def test_choose_points():
 
 
 @pytest.mark.large
+@pytest.mark.dryrun
 def test_tiny_dry_run(tmp_path):
     """The device procedure on this CPU, TINY=1: split the real inputs,
     stage each chunk but the last in its own call, then stage the last and
