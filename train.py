@@ -307,6 +307,12 @@ def main(argv=None):
     from training import training_loop
 
     training_loop.check_data(cfg)
+    if cfg.metrics:
+        # Find (or fetch) the Inception weights now, not at the first
+        # snapshot an hour into the run.
+        from metrics.inception import find_weights
+
+        find_weights()
     if resume:
         from msg_stylegan import snapshot
 

@@ -76,7 +76,7 @@ def test_unknown_config_lists_valid_names(capsys):
     assert "msg-stylegan-ffhq" in err and "stylegan-cifar10" in err
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path, capsys, data):
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys, data, monkeypatch):
     demo = ["--config=msg-stylegan-demo"]
     _fails(demo, capsys, "--data")
     _fails(demo + [f"--data={tmp_path}/none"], capsys, "none")
@@ -101,6 +101,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, data):
         "no snapshot of config",
     )
     _fails(ok + ["--metrics=fid5k"], capsys, "fid5k")
+    # --metrics without Inception weights stops before training starts.
+    monkeypatch.setenv("MSG_STYLEGAN_INCEPTION", str(tmp_path / "none.npz"))
+    _fails(ok + ["--metrics=fid1k"], capsys, "none.npz")
     assert not [p for p in os.listdir(tmp_path) if p[:1].isdigit()]
 
 
