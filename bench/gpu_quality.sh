@@ -44,7 +44,7 @@
 # the device tool's 600 s), so a slow compile still returns what was done.
 #
 # Dry run on a CPU (tiny networks, 128 images, 2 kimg, 32 fakes per FID;
-# the real inputs and Inception weights; a few minutes):
+# the real inputs and Inception weights; ~22 min on the shared 2-core CPU):
 #   TINY=1 OUT=/tmp/gq CARRY_DIR=/tmp/gq_carry STAGE_DIR=/tmp/gq_stage \
 #     bash -c 'STAGE=split bash bench/gpu_quality.sh &&
 #              STAGE=only bash bench/gpu_quality.sh && bash bench/gpu_quality.sh'
