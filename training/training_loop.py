@@ -113,11 +113,8 @@ def _skip_reason(state):
     (StyleGAN's G at initialisation needs about 1): while the halved scale
     is still at least 1, the skip does not count towards divergence.
     """
-    scales = [
-        precision.LossScale(opt).value()
-        for opt in (state.G_opt, state.D_opt)
-        if precision.is_scaled(opt)
-    ]
+    found = [precision.LossScale(opt) for opt in (state.G_opt, state.D_opt)]
+    scales = [scale.value() for scale in found if scale.active]
     if not scales or min(scales) < 1.0:
         return None
     return f" (fp16 overflow: loss scales now {scales[0]:g} / {scales[-1]:g})"
