@@ -303,7 +303,7 @@ def make_recorded_step(backend, state, cfg, strategy):
 
     jax.jit = recording_jit
     try:
-        step = backend.make_train_step(state, cfg, strategy)
+        step, _ = backend.make_train_step(state, cfg, strategy)
     finally:
         jax.jit = real_jit
     if len(records) != 1:

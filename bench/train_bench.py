@@ -293,7 +293,7 @@ def run_case(args, backend, res, precision, xla):
                 reals[ctx.replica_id_in_sync_group * n :][:n]
             )
         )
-    step = backend.make_train_step(state, cfg, strategy)
+    step, _ = backend.make_train_step(state, cfg, strategy)
     t0 = time.perf_counter()
     warm = {"s": 0.0}
 

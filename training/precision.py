@@ -12,6 +12,7 @@ the optimizer's variables, so snapshots carry it and resume is exact.
 """
 
 import keras
+from keras import ops
 
 from msg_stylegan.snapshot import LOSS_SCALE_SUFFIX
 
@@ -51,6 +52,68 @@ def make_adam(cfg, name):
 
 def is_scaled(opt):
     return isinstance(opt, keras.optimizers.LossScaleOptimizer)
+
+
+class LossScale:
+    """One optimizer's dynamic loss scale, as the steps and the loop see it.
+
+    Without fp16 every method is the identity (`active` is False and the
+    scale None), so a step is written once for every precision. The scale
+    and its growth counter are variables of the LossScaleOptimizer; only
+    this class knows where.
+    """
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.active = is_scaled(opt)
+        if self.active:
+            paths = [v.path for v in opt.variables]
+            self._index = paths.index(opt.dynamic_scale.path)
+
+    def read(self, opt_values):
+        """The scale among `opt_values` (the optimizer's variables, or
+        their values in the same order, as a stateless step holds them);
+        None without fp16."""
+        if not self.active:
+            return None
+        return ops.convert_to_tensor(opt_values[self._index])
+
+    def value(self):
+        """The current scale as a float (None without fp16), for logs."""
+        if not self.active:
+            return None
+        return float(ops.convert_to_numpy(self.opt.dynamic_scale))
+
+    def advance(self, applied):
+        """The scale after a step, assigned to the optimizer's variables:
+        halved on overflow (the step was skipped), doubled after
+        `GROWTH_STEPS` applied steps in a row. For a step that applies the
+        inner optimizer itself (TensorFlow's cross-replica update, where
+        Keras' `apply` cannot run); a stateless step gets the same rule
+        from `LossScaleOptimizer.stateless_apply`."""
+        if not self.active:
+            return
+        scale, count = self.opt.dynamic_scale, self.opt.step_counter
+        grow = ops.logical_and(
+            applied, ops.equal(count, self.opt.dynamic_growth_steps - 1)
+        )
+        kept = ops.where(grow, scale * 2.0, scale)
+        scale.assign(ops.where(applied, kept, scale * 0.5))
+        zero = ops.zeros_like(count)
+        counting = ops.logical_and(applied, ops.logical_not(grow))
+        count.assign(ops.where(counting, count + 1, zero))
+
+
+def scaled(total, scale):
+    """A loss multiplied by the loss scale before differentiation."""
+    return total if scale is None else total * scale
+
+
+def unscaled(grads, scale):
+    """Gradients of a scaled loss divided back (None entries kept)."""
+    if scale is None:
+        return grads
+    return [None if g is None else g / ops.cast(scale, g.dtype) for g in grads]
 
 
 def inner(opt):

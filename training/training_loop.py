@@ -88,11 +88,8 @@ def _skip_reason(state):
     (StyleGAN's G at initialisation needs about 1): while the halved scale
     is still at least 1, the skip does not count towards divergence.
     """
-    scales = [
-        float(opt.dynamic_scale.numpy())
-        for opt in (state.G_opt, state.D_opt)
-        if precision.is_scaled(opt)
-    ]
+    found = [precision.LossScale(opt) for opt in (state.G_opt, state.D_opt)]
+    scales = [scale.value() for scale in found if scale.active]
     if not scales or min(scales) < 1.0:
         return None
     return f" (fp16 overflow: loss scales now {scales[0]:g} / {scales[-1]:g})"
@@ -173,6 +170,7 @@ class Schedule:
         self.res = None
         self.batches = None
         self.step_fn = None
+        self.compiled = None  # what compiling `step_fn` did (step_lib)
         self.segment_start = 0  # the step at which `res` started
         self.prev_lod = None
 
@@ -210,7 +208,7 @@ class Schedule:
                 skip_batches=step - self.segment_start,
                 seed=stream_seed(cfg, phase.resolution),
             )
-            self.step_fn = self.backend.make_train_step(
+            self.step_fn, self.compiled = self.backend.make_train_step(
                 state,
                 phase_cfg,
                 self.strategy,
@@ -356,7 +354,7 @@ def _train(cfg, run_dir, resume, devices):
                 "Progress/resolution": phase.resolution,
                 "Progress/minibatch": phase.batch,
                 "Progress/lr": phase.lr,
-                "Timing/step_traces": sched.step_fn.traces,
+                "Timing/step_traces": sched.compiled.traces,
                 "Timing/sec_per_tick": tick_time,
                 "Timing/sec_per_kimg": sec_per_kimg,
                 "Timing/maintenance_sec": maintenance,

@@ -75,9 +75,6 @@ class _SignalOnCall:
         self.calls += 1
         return self.fn(*args, **kwargs)
 
-    def __getattr__(self, name):
-        return getattr(self.fn, name)
-
 
 def _signal_at_step(monkeypatch, sig, n):
     from training import backends
@@ -86,7 +83,8 @@ def _signal_at_step(monkeypatch, sig, n):
     make = backend.make_train_step
 
     def make_train_step(*args, **kwargs):
-        return _SignalOnCall(make(*args, **kwargs), sig, n)
+        step, compiled = make(*args, **kwargs)
+        return _SignalOnCall(step, sig, n), compiled
 
     monkeypatch.setattr(backend, "make_train_step", make_train_step)
 
@@ -224,7 +222,7 @@ JAX_SIGNAL_SCRIPT = textwrap.dedent(
     make = backend.make_train_step
 
     def make_train_step(*args, **kwargs):
-        step = make(*args, **kwargs)
+        step, compiled = make(*args, **kwargs)
         calls = [0]
 
         def wrapped(*a, **k):
@@ -233,8 +231,7 @@ JAX_SIGNAL_SCRIPT = textwrap.dedent(
             calls[0] += 1
             return step(*a, **k)
 
-        wrapped.traces = 0
-        return wrapped
+        return wrapped, compiled
 
     backend.make_train_step = make_train_step
     stopped = training_loop.training_loop(cfg, {work!r} + "/a")

@@ -49,12 +49,12 @@ training_loop.restore(state, data, "tf_start.pkl")
 out = {}
 Gs, _ = inference.load_network(f"{work}/tf_start.pkl")
 out["from_tf"] = np.asarray(Gs(inputs["z"], noise_mode="const")[-1])
-step = backend.make_train_step(state, cfg, strategy)
+step, compiled = backend.make_train_step(state, cfg, strategy)
 out["stats"] = step(inputs["reals"], 0, latents=inputs["latents"])
-moved = [step.moved]
+moved = [compiled.moved]
 out["after"] = training_loop.snapshot_data(state, cfg, 8, 1)
 step(inputs["reals"], 1, latents=inputs["latents"])
-moved.append(step.moved)
+moved.append(compiled.moved)
 path = f"{work}/jax_snap.pkl"
 snapshot.save(path, training_loop.snapshot_data(state, cfg, 16, 2))
 Gs, _ = inference.load_network(path)
@@ -65,7 +65,7 @@ var = state.D.trainable_variables[0]
 marker = np.asarray(var.value) + 100.0
 var.assign(marker)
 step(inputs["reals"], 1, latents=inputs["latents"])
-moved.append(step.moved)
+moved.append(compiled.moved)
 out["moved"] = moved
 models = (state.G, state.D, state.Gs, state.G_opt, state.D_opt)
 out["total"] = sum(len(m.variables) for m in models)
@@ -128,7 +128,7 @@ def both(tmp_path_factory, synthetic16):
         text=True,
     )
     # The TF step runs while the subprocess starts up and compiles.
-    step = tf_backend.make_train_step(state, cfg, strategy)
+    step, _ = tf_backend.make_train_step(state, cfg, strategy)
     stats = step(inputs["reals"], 0, latents=inputs["latents"])
     after = training_loop.snapshot_data(state, cfg, 8, 1)
     stdout, stderr = proc.communicate(timeout=SUBPROCESS_DEADLINE)

@@ -70,7 +70,7 @@ for n in (1, 2):
     jits = []
     jax.jit = recording_jit
     try:
-        step = backend.make_train_step(state, cfg, strategy)
+        step, _ = backend.make_train_step(state, cfg, strategy)
     finally:
         jax.jit = real_jit
     noise_res = state.G.synthesis.noise_resolutions

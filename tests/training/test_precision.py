@@ -37,7 +37,7 @@ cfg = tiny_config(
 strategy = backend.make_strategy()
 state = backend.build_state(cfg, strategy)
 reals = training_loop.load_images(cfg.data, cfg.batch)
-step = backend.make_train_step(state, cfg, strategy)
+step, _ = backend.make_train_step(state, cfg, strategy)
 out = {"dtype": str(state.D.compute_dtype)}
 
 opts = (state.G_opt, state.D_opt)

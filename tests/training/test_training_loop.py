@@ -81,7 +81,7 @@ def _one_step(cfg, devices, weights, batch):
     state = backend.build_state(cfg, strategy)
     for name in ("G", "D", "Gs"):
         networks.set_state(getattr(state, name), weights[name])
-    step = backend.make_train_step(state, cfg, strategy)
+    step, _ = backend.make_train_step(state, cfg, strategy)
     ds = tf.data.Dataset.from_tensors(batch)
     reals = next(iter(strategy.experimental_distribute_dataset(ds)))
     stats = step(reals, 0)
@@ -148,7 +148,7 @@ def test_a_few_dozen_steps_train_every_scale(synthetic16, combine):
     strategy = backend.make_strategy(devices=["/cpu:0"])
     state = backend.build_state(cfg, strategy)
     before = {n: networks.get_state(getattr(state, n)) for n in ("G", "D")}
-    step = backend.make_train_step(state, cfg, strategy)
+    step, _ = backend.make_train_step(state, cfg, strategy)
     batches = iter(pipeline.make_dataset(synthetic16, 8, strategy=strategy))
     history = [step(next(batches), i) for i in range(30)]
     for stats in history:
@@ -192,7 +192,7 @@ def test_non_finite_updates_are_skipped(synthetic16):
     kernel.assign(poisoned)
     before = networks.get_state(state.D)
     g_before = networks.get_state(state.G)
-    step = backend.make_train_step(state, cfg, strategy)
+    step, _ = backend.make_train_step(state, cfg, strategy)
     batches = iter(pipeline.make_dataset(synthetic16, 8, strategy=strategy))
     stats = step(next(batches), 0)
     assert stats["Progress/skipped_D"] == 1.0
@@ -223,7 +223,7 @@ def test_xla_and_bf16_steps_run(synthetic8):
     state = backend.build_state(cfg, strategy)
     assert state.G.synthesis.compute_dtype == "bfloat16"
     assert state.G.trainable_variables[0].dtype == "float32"
-    step = backend.make_train_step(state, cfg, strategy)
+    step, _ = backend.make_train_step(state, cfg, strategy)
     batches = iter(pipeline.make_dataset(str(data), 8, strategy=strategy))
     before = networks.get_state(state.D)["b8/conv0/kernel"]
     for i in range(3):

@@ -52,17 +52,14 @@ import numpy as np
 from dnnlib import hardware
 from dnnlib.util import UserError
 from msg_stylegan import ops as msg_ops
-from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
 from training import precision
+from training import step as step_lib
 from training.ema import gs_beta
 
 NAME = "jax"
 LABEL = f"JAX {jax.__version__}"
-
-# Seed purposes, as the TF backend: each draw of a step has its own stream.
-_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G, _MIX_D, _MIX_G = range(7)
 
 
 class Strategy:
@@ -197,33 +194,22 @@ def copy_weights(src, dst):
         d.assign(s)
 
 
-def _key(seed, step, purpose):
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), purpose)
-    return jax.random.fold_in(key, step)
+# jax.random for `step_lib.StepRandom`: a key is a PRNGKey.
+_RANDOM = SimpleNamespace(
+    key=lambda seed, purpose: jax.random.fold_in(
+        jax.random.PRNGKey(seed), purpose
+    ),
+    fold_in=jax.random.fold_in,
+    normal=jax.random.normal,
+    uniform=jax.random.uniform,
+)
 
 
 def draw_latents(cfg, noise_resolutions, global_batch, step):
-    """The global batch's z and noise for both steps, plus GP epsilons.
-
-    Returns the dict `step(..., latents=...)` accepts: z_d, noise_d, z_g,
-    noise_g ([B, z_dim] and lists of [B, res, res, 1]) and eps ([B]).
-    """
-    out = {}
-    for part, (zp, np_) in (("d", (_Z_D, _NOISE_D)), ("g", (_Z_G, _NOISE_G))):
-        out[f"z_{part}"] = jax.random.normal(
-            _key(cfg.seed, step, zp), (global_batch, cfg.z_dim)
-        )
-        base = _key(cfg.seed, step, np_)
-        out[f"noise_{part}"] = [
-            jax.random.normal(
-                jax.random.fold_in(base, i), (global_batch, res, res, 1)
-            )
-            for i, res in enumerate(noise_resolutions)
-        ]
-    out["eps"] = jax.random.uniform(
-        _key(cfg.seed, step, _EPS_GP), (global_batch,)
-    )
-    return out
+    """`step_lib.draw_latents` with JAX's numbers: the dict
+    `step(..., latents=...)` accepts."""
+    rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
+    return step_lib.draw_latents(cfg, rng, noise_resolutions, global_batch)
 
 
 def _pyramid_total_grads(direct, imgs):
@@ -255,21 +241,44 @@ def real_logits_and_gradients(D, d_tv, d_ntv, reals, scale=None, **d_kwargs):
     def d_sum(levels):
         logits, ntv = D.stateless_call(d_tv, d_ntv, levels, **d_kwargs)
         total = jnp.sum(logits.astype(jnp.float32))
-        return _scaled(total, scale), (logits, ntv)
+        return precision.scaled(total, scale), (logits, ntv)
 
     (_, (logits, ntv)), direct = jax.value_and_grad(d_sum, has_aux=True)(imgs)
-    direct = _unscaled(direct, scale)
+    direct = precision.unscaled(direct, scale)
     return imgs, logits, _pyramid_total_grads(direct, imgs), ntv
 
 
-def _scaled(total, scale):
-    return total if scale is None else total * scale
+class _StatelessD:
+    """D as `step_lib.d_objective` calls it inside a differentiated
+    function: with the given trainable values `tv`; its non-trainable state
+    (spectral norm's u, training mode) threads through the calls in order
+    and ends in `ntv`. `scale`: the fp16 loss scale of input gradients."""
 
+    def __init__(self, D, tv, ntv, scale, **d_kwargs):
+        self.D, self.tv, self.ntv = D, tv, ntv
+        self.scale, self.kwargs = scale, d_kwargs
 
-def _unscaled(grads, scale):
-    if scale is None:
-        return grads
-    return [g / scale.astype(g.dtype) for g in grads]
+    def _call(self, imgs, ntv):
+        return self.D.stateless_call(self.tv, ntv, imgs, **self.kwargs)
+
+    def logits(self, imgs):
+        out, self.ntv = self._call(imgs, self.ntv)
+        return out
+
+    def input_grads(self, imgs):
+        def total(x):
+            out, ntv = self._call(x, self.ntv)
+            out = jnp.sum(out.astype(jnp.float32))
+            return precision.scaled(out, self.scale), ntv
+
+        grads, self.ntv = jax.grad(total, has_aux=True)(imgs)
+        return precision.unscaled(grads, self.scale)
+
+    def real_logits_and_grads(self, reals):
+        imgs, logits, grads, self.ntv = real_logits_and_gradients(
+            self.D, self.tv, self.ntv, reals, self.scale, **self.kwargs
+        )
+        return imgs, logits, grads
 
 
 def _generate(G, g_tv, g_ntv, z, noise, **g_kwargs):
@@ -281,30 +290,8 @@ def _generate(G, g_tv, g_ntv, z, noise, **g_kwargs):
     return ws, imgs
 
 
-def draw_mixing(cfg, G, global_batch, step, purpose, resolution):
-    """Style mixing's second z and one crossover for the batch, or None."""
-    if cfg.style_mixing_prob <= 0:
-        return None
-    key = _key(cfg.seed, step, purpose)
-    z2 = jax.random.normal(key, (global_batch, cfg.z_dim))
-    coin, uniform = jax.random.uniform(jax.random.fold_in(key, 1), (2,))
-    cutoff = prog.mixing_cutoff(
-        coin, uniform, cfg.style_mixing_prob, G.num_ws_used(resolution)
-    )
-    return z2, cutoff
-
-
-def _finite(tree):
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
 def _select(ok, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-
-def _to_float(reals_u8):
-    return reals_u8.astype(jnp.float32) / 127.5 - 1.0
 
 
 def _put(x, sharding):
@@ -377,62 +364,46 @@ class _Vars:
         self.written = self.read()
 
 
+def _update(opt, loss_scale, ok, grads, tv, opt_values):
+    """(weights, optimizer state) after an update applied only when `ok`.
+
+    A skipped step keeps the weights and Adam's state; a LossScaleOptimizer
+    keeps them itself and halves its scale, which must stay."""
+    new_tv, new_opt = opt.stateless_apply(opt_values, grads, tv)
+    if not loss_scale.active:
+        new_opt = _select(ok, new_opt, opt_values)
+    return _select(ok, new_tv, tv), new_opt
+
+
+def _put_latents(strategy, latents):
+    """Injected global-batch latents, sharded over the batch axis."""
+    return jax.tree_util.tree_map(
+        lambda x: _put(np.asarray(x, np.float32), strategy.batch), latents
+    )
+
+
 def make_train_step(state, cfg, strategy, resolution=None):
     """Build `step(reals, step_index, latents=None, alpha=0.0) -> dict`.
 
-    One call runs the D step (with the regulariser every `r1_interval`
-    steps), the G step, the w_avg update and the Gs moving average, as one
-    jitted function. `latents` (the dict `draw_latents` returns, global
-    batch, NumPy or JAX) replaces the step's own draws: tests use it to
-    feed both backends the same numbers. `resolution` (progressive growing)
-    is compiled in; `alpha` is a runtime value (`step.traces` counts
-    traces, `step.moved` the variables the last call moved to the devices).
+    Returns (step, `step_lib.Compiled`). The step is `training/step.py`'s
+    as one jitted function of the whole state: the batch axis sharded over
+    the mesh, the weights replicated. `latents` (the dict `draw_latents`
+    returns, global batch, NumPy or JAX) replaces the step's own draws:
+    tests use it to feed both backends the same numbers. `resolution`
+    (progressive growing) is compiled in; `alpha` is a runtime value.
     """
-    G, D = state.G, state.D
-    G_opt, D_opt = state.G_opt, state.D_opt
+    G, D, G_opt, D_opt = state.G, state.D, state.G_opt, state.D_opt
     loss = loss_lib.get_loss(cfg.loss)
-    global_batch = cfg.batch
-    k = D.num_inputs
-    res = resolution
-    beta = gs_beta(cfg, global_batch)
-    noise_res = [
-        r for r in G.noise_resolutions if r <= (res or cfg.img_resolution)
-    ]
-    g_ntv_vars = G.non_trainable_variables
-    w_avg_index = None
-    if G.w_avg is not None:
-        paths = [v.path for v in g_ntv_vars]
-        w_avg_index = paths.index(G.w_avg.path)
-        w_avg_beta = G.w_avg_beta
-    float_fixed = [i for i, v in enumerate(g_ntv_vars) if "float" in v.dtype]
+    batch, res, k = cfg.batch, resolution, D.num_inputs
+    beta = gs_beta(cfg, batch)
+    noise_res = step_lib.noise_resolutions(G, cfg, res)
+    g_ntv_paths = [v.path for v in G.non_trainable_variables]
+    w_at = None if G.w_avg is None else g_ntv_paths.index(G.w_avg.path)
+    fixed = step_lib.float_state_indices(G.non_trainable_variables)
+    d_scale, g_scale = precision.LossScale(D_opt), precision.LossScale(G_opt)
     variables = _Vars(state)
-    processes = jax.process_count()
     several = strategy.num_replicas_in_sync > 1
-
-    def scale_index(opt):
-        # Where the fp16 loss scale sits in the optimizer's variables.
-        if not precision.is_scaled(opt):
-            return None
-        return [v.path for v in opt.variables].index(opt.dynamic_scale.path)
-
-    d_scale, g_scale = scale_index(D_opt), scale_index(G_opt)
-
-    def current(s, key, index):
-        return None if index is None else s[key][index]
-
-    def keep_opt(ok, new, old, scale_at):
-        # A skipped step keeps Adam's state; a LossScaleOptimizer has
-        # already kept it and halved its scale, which must stay.
-        return new if scale_at is not None else _select(ok, new, old)
-
-    traces = [0]
-
-    def lod_inputs(reals_u8, alpha):
-        # Reals in [-1, 1], faded to the current lod when growing.
-        reals = _to_float(reals_u8)
-        if cfg.progressive:
-            reals = prog.process_reals(reals, res, alpha)
-        return reals
+    compiled = step_lib.Compiled()
 
     def shard(x):
         # The batch axis over the devices; a no-op with one device.
@@ -441,133 +412,75 @@ def make_train_step(state, cfg, strategy, resolution=None):
         return jax.lax.with_sharding_constraint(x, strategy.batch)
 
     def d_loss_fn(d_tv, s, reals, fakes, eps, with_reg, alpha):
-        # D runs in training mode; its non-trainable state (spectral
-        # norm's u) threads through the calls in order.
-        d_ntv = s["d_ntv"]
-        dk = dict(resolution=res, alpha=alpha, training=True)
-        n = reals.shape[0]
-        penalty = jnp.zeros([n])
-        scale = current(s, "d_opt", d_scale)
-        use_r1 = with_reg and loss.penalty == "r1"
-        if use_r1:
-            real_imgs, logits_real, r1_grads, d_ntv = real_logits_and_gradients(
-                D, d_tv, d_ntv, reals, scale=scale, **dk
-            )
-            r1 = loss_lib.r1_penalty(r1_grads)
-            penalty = r1 * (cfg.r1_gamma * 0.5 * cfg.r1_interval)
-        else:
-            real_imgs = msg_ops.image_pyramid(reals, k)
-            logits_real, d_ntv = D.stateless_call(d_tv, d_ntv, real_imgs, **dk)
-        if with_reg and loss.penalty == "gp":
-            mix = loss_lib.interpolate(real_imgs, fakes, eps)
-
-            def mix_sum(m):
-                out, ntv = D.stateless_call(d_tv, d_ntv, m, **dk)
-                return _scaled(jnp.sum(out.astype(jnp.float32)), scale), ntv
-
-            mix_grads, d_ntv = jax.grad(mix_sum, has_aux=True)(mix)
-            mix_grads = _unscaled(mix_grads, scale)
-            gp = loss_lib.gradient_penalty(mix_grads)
-            penalty = cfg.wgan_lambda * gp
-            penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(logits_real)
-        logits_fake, d_ntv = D.stateless_call(d_tv, d_ntv, fakes, **dk)
-        per_sample = loss.d_loss(logits_real, logits_fake)
-        total = jnp.sum(per_sample + penalty) / global_batch
-        stats = {
-            "Loss/D/loss": total,
-            "Loss/D/reg": jnp.sum(penalty) / global_batch,
-            "Loss/scores/real": jnp.sum(logits_real.astype(jnp.float32))
-            / global_batch,
-            "Loss/scores/fake": jnp.sum(logits_fake.astype(jnp.float32))
-            / global_batch,
-        }
+        scale = d_scale.read(s["d_opt"])
+        gk = dict(resolution=res, alpha=alpha, training=True)
+        d = _StatelessD(D, d_tv, s["d_ntv"], scale, **gk)
+        total, stats = step_lib.d_objective(
+            loss, cfg, batch, d, reals, fakes, eps, with_reg
+        )
         # fp16: the loss scaled; LossScaleOptimizer unscales the gradients.
-        return _scaled(total, scale), (stats, d_ntv)
+        return precision.scaled(total, scale), (stats, d.ntv)
 
     def g_loss_fn(g_tv, s, reals, z, noise, mixing, alpha):
-        dk = dict(resolution=res, alpha=alpha)
-        ws, imgs = _generate(G, g_tv, s["g_ntv"], z, noise, mixing=mixing, **dk)
-        logits_fake = D.stateless_call(s["d_tv"], s["d_ntv"], imgs[-k:], **dk)[
-            0
-        ]
-        logits_real = None
-        if loss.needs_real_in_g:
-            logits_real = jax.lax.stop_gradient(
-                D.stateless_call(
-                    s["d_tv"],
-                    s["d_ntv"],
-                    msg_ops.image_pyramid(reals, k),
-                    **dk,
-                )[0]
-            )
-        per_sample = loss.g_loss(logits_fake, logits_real)
-        total = jnp.sum(per_sample) / global_batch
-        w_mean = jnp.zeros([])
-        if w_avg_index is not None:
-            w_mean = jnp.sum(ws[:, 0].astype(jnp.float32), axis=0)
-            w_mean = w_mean / global_batch
-        scaled = _scaled(total, current(s, "g_opt", g_scale))
-        return scaled, ({"Loss/G/loss": total}, w_mean)
+        gk = dict(resolution=res, alpha=alpha)
+        ws, fakes = _generate(
+            G, g_tv, s["g_ntv"], z, noise, mixing=mixing, **gk
+        )
+
+        def d_logits(imgs):
+            return D.stateless_call(s["d_tv"], s["d_ntv"], imgs, **gk)[0]
+
+        total, stats, w_mean = step_lib.g_objective(
+            loss, batch, fakes, ws, d_logits, reals, k, w_at is not None
+        )
+        scaled = precision.scaled(total, g_scale.read(s["g_opt"]))
+        return scaled, (stats, w_mean)
 
     def train_step(s, reals_u8, step, alpha, latents, with_reg):
-        traces[0] += 1
+        compiled.traces += 1
+        rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
         if latents is None:
-            latents = draw_latents(cfg, noise_res, global_batch, step)
+            latents = step_lib.draw_latents(cfg, rng, noise_res, batch)
         lat = jax.tree_util.tree_map(shard, latents)
-        reals = lod_inputs(shard(reals_u8), alpha)
-        mix_d = draw_mixing(cfg, G, global_batch, step, _MIX_D, res)
-        mix_g = draw_mixing(cfg, G, global_batch, step, _MIX_G, res)
-
-        # D step: fakes carry no gradient path to G.
-        _, fakes = _generate(
-            G,
-            s["g_tv"],
-            s["g_ntv"],
-            lat["z_d"],
-            lat["noise_d"],
-            mixing=mix_d,
-            resolution=res,
-            alpha=alpha,
+        reals = step_lib.reals_at_lod(shard(reals_u8), cfg, res, alpha)
+        mix_d, mix_g = (
+            step_lib.draw_mixing(cfg, rng, p, batch, G.num_ws_used(res))
+            for p in (step_lib.MIX_D, step_lib.MIX_G)
         )
-        fakes = [jax.lax.stop_gradient(x) for x in fakes[-k:]]
+        s = dict(s)
+        gk = dict(mixing=mix_d, resolution=res, alpha=alpha)
+        _, imgs = _generate(
+            G, s["g_tv"], s["g_ntv"], lat["z_d"], lat["noise_d"], **gk
+        )
+        d_args = (reals, step_lib.d_fakes(imgs, k), lat["eps"], with_reg)
         (_, (d_stats, d_ntv)), d_grads = jax.value_and_grad(
             d_loss_fn, has_aux=True
-        )(s["d_tv"], s, reals, fakes, lat["eps"], with_reg, alpha)
-        d_ok = _finite(d_grads)
-        new_d, new_d_opt = D_opt.stateless_apply(s["d_opt"], d_grads, s["d_tv"])
-        s = dict(s)
-        s["d_tv"], s["d_ntv"] = _select(
-            d_ok, (new_d, list(d_ntv)), (s["d_tv"], s["d_ntv"])
+        )(s["d_tv"], s, *d_args, alpha)
+        d_ok = step_lib.finite(d_grads)
+        s["d_tv"], s["d_opt"] = _update(
+            D_opt, d_scale, d_ok, d_grads, s["d_tv"], s["d_opt"]
         )
-        s["d_opt"] = keep_opt(d_ok, new_d_opt, s["d_opt"], d_scale)
+        s["d_ntv"] = _select(d_ok, list(d_ntv), s["d_ntv"])
 
-        # G step against the updated D.
+        g_args = (reals, lat["z_g"], lat["noise_g"], mix_g, alpha)
         (_, (g_stats, w_mean)), g_grads = jax.value_and_grad(
             g_loss_fn, has_aux=True
-        )(s["g_tv"], s, reals, lat["z_g"], lat["noise_g"], mix_g, alpha)
-        g_ok = _finite(g_grads)
-        new_g, new_g_opt = G_opt.stateless_apply(s["g_opt"], g_grads, s["g_tv"])
-        s["g_tv"] = _select(g_ok, new_g, s["g_tv"])
-        s["g_opt"] = keep_opt(g_ok, new_g_opt, s["g_opt"], g_scale)
-
-        # w_avg and Gs follow only an applied G update.
+        )(s["g_tv"], s, *g_args)
+        g_ok = step_lib.finite(g_grads)
+        s["g_tv"], s["g_opt"] = _update(
+            G_opt, g_scale, g_ok, g_grads, s["g_tv"], s["g_opt"]
+        )
         g_ntv = list(s["g_ntv"])
-        if w_avg_index is not None:
-            w_avg = g_ntv[w_avg_index]
-            target = w_mean + (w_avg - w_mean) * w_avg_beta
-            g_ntv[w_avg_index] = jnp.where(g_ok, target, w_avg)
-        s["g_ntv"] = g_ntv
-        s["gs_tv"] = [
-            g + (gs - g) * beta for g, gs in zip(s["g_tv"], s["gs_tv"])
-        ]
+        if w_at is not None:
+            g_ntv[w_at] = step_lib.updated_w_avg(
+                g_ntv[w_at], w_mean, G.w_avg_beta, g_ok
+            )
         gs_ntv = list(s["gs_ntv"])
-        for i in float_fixed:
+        for i in fixed:
             gs_ntv[i] = g_ntv[i]
-        s["gs_ntv"] = gs_ntv
-        stats = {**d_stats, **g_stats}
-        stats["Progress/skipped_D"] = 1.0 - d_ok.astype(jnp.float32)
-        stats["Progress/skipped_G"] = 1.0 - g_ok.astype(jnp.float32)
-        return s, stats
+        s["g_ntv"], s["gs_ntv"] = g_ntv, gs_ntv
+        s["gs_tv"] = step_lib.updated_gs(s["g_tv"], s["gs_tv"], beta)
+        return s, {**d_stats, **g_stats, **step_lib.skip_stats(d_ok, g_ok)}
 
     # No buffer donation: G and Gs may share arrays after copy_weights.
     # The new state and the statistics come back replicated.
@@ -576,34 +489,30 @@ def make_train_step(state, cfg, strategy, resolution=None):
     )
 
     def step(reals, step_index, latents=None, alpha=0.0):
-        with_reg = step_index % cfg.r1_interval == 0
-        reals = np.asarray(reals)
-        if processes > 1:
-            # This process's rows; the pieces make the global batch.
-            reals = jax.make_array_from_process_local_data(
-                strategy.batch, reals, (global_batch, *reals.shape[1:])
-            )
-        else:
-            reals = jax.device_put(reals, strategy.batch)
+        reals = _put_batch(strategy, np.asarray(reals), batch)
         if latents is not None:
-            latents = jax.tree_util.tree_map(
-                lambda x: _put(np.asarray(x, np.float32), strategy.batch),
-                latents,
-            )
-        values, step.moved = variables.placed(strategy.replicated)
+            latents = _put_latents(strategy, latents)
+        values, compiled.moved = variables.placed(strategy.replicated)
         scalars = (np.int32(step_index), np.float32(alpha))
-        if processes == 1:
+        if jax.process_count() == 1:
             scalars = tuple(jnp.asarray(x) for x in scalars)
         else:
             scalars = tuple(_put(x, strategy.replicated) for x in scalars)
-        values, stats = jitted(values, reals, *scalars, latents, bool(with_reg))
+        with_reg = bool(step_lib.regularizes(cfg, step_index))
+        values, stats = jitted(values, reals, *scalars, latents, with_reg)
         variables.write(values)
-        step.traces = traces[0]
         return {key: float(v) for key, v in stats.items()}
 
-    step.traces = 0
-    step.moved = 0
-    return step
+    return step, compiled
+
+
+def _put_batch(strategy, reals, global_batch):
+    """This process's rows of the reals, as the global batch on the mesh
+    (several processes: each contributes its rows)."""
+    if jax.process_count() == 1:
+        return jax.device_put(reals, strategy.batch)
+    shape = (global_batch, *reals.shape[1:])
+    return jax.make_array_from_process_local_data(strategy.batch, reals, shape)
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ same result on one device or many, and a resumed run continues exactly.
 """
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -26,18 +27,14 @@ import tensorflow as tf
 from dnnlib import hardware
 from dnnlib.util import UserError
 from msg_stylegan import ops as msg_ops
-from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
 from training import precision
+from training import step as step_lib
 from training.ema import gs_beta
 
 NAME = "tensorflow"
 LABEL = f"TensorFlow {tf.__version__}"
-
-# Seed purposes: each random draw of a step has its own stream.
-_Z_D, _NOISE_D, _EPS_GP, _Z_G, _NOISE_G, _MIX_D, _MIX_G = range(7)
-
 
 _strategies = {}
 
@@ -174,11 +171,15 @@ def copy_weights(src, dst):
         d.assign(s)
 
 
-def _seed(base_seed, step, purpose):
-    seed = tf.stack([tf.cast(base_seed, tf.int64), tf.cast(purpose, tf.int64)])
-    return tf.random.experimental.stateless_fold_in(
-        seed, tf.cast(step, tf.int64)
-    )
+# TF's stateless RNG for `step_lib.StepRandom`: a key is an integer pair.
+# `fold_in` keeps the dtype of what it folds in, which changes the numbers:
+# the step is an int64 tensor, a list index a Python int (int32).
+_RANDOM = SimpleNamespace(
+    key=lambda seed, purpose: tf.cast(tf.stack([seed, purpose]), tf.int64),
+    fold_in=tf.random.experimental.stateless_fold_in,
+    normal=lambda key, shape: tf.random.stateless_normal(shape, key),
+    uniform=lambda key, shape: tf.random.stateless_uniform(shape, key),
+)
 
 
 def _slice(x, replica, n):
@@ -186,59 +187,6 @@ def _slice(x, replica, n):
     return tf.ensure_shape(
         x[replica * n : (replica + 1) * n], [n, *x.shape[1:]]
     )
-
-
-def draw_latents(
-    cfg, G, global_batch, step, replica, n, purposes, resolution=None
-):
-    """This replica's slice of the global batch's z and noise images.
-
-    Noise is drawn for the layers that run up to `resolution`.
-    """
-    z_purpose, noise_purpose = purposes
-    z = tf.random.stateless_normal(
-        [global_batch, cfg.z_dim], seed=_seed(cfg.seed, step, z_purpose)
-    )
-    noise = []
-    resolution = resolution or cfg.img_resolution
-    used = [r for r in G.noise_resolutions if r <= resolution]
-    for i, res in enumerate(used):
-        seed = tf.random.experimental.stateless_fold_in(
-            _seed(cfg.seed, step, noise_purpose), i
-        )
-        full = tf.random.stateless_normal([global_batch, res, res, 1], seed)
-        noise.append(_slice(full, replica, n))
-    return _slice(z, replica, n), noise
-
-
-def draw_mixing(cfg, G, global_batch, step, replica, n, purpose, resolution):
-    """Style mixing's second z (this replica's slice) and the crossover.
-
-    One crossover for the global batch, as NVlabs; None when disabled.
-    """
-    if cfg.style_mixing_prob <= 0:
-        return None
-    seed = _seed(cfg.seed, step, purpose)
-    z2 = tf.random.stateless_normal([global_batch, cfg.z_dim], seed=seed)
-    coin, uniform = tf.unstack(
-        tf.random.stateless_uniform(
-            [2], tf.random.experimental.stateless_fold_in(seed, 1)
-        )
-    )
-    cutoff = prog.mixing_cutoff(
-        coin, uniform, cfg.style_mixing_prob, G.num_ws_used(resolution)
-    )
-    return _slice(z2, replica, n), cutoff
-
-
-def _injected(latents, part, replica, n):
-    """This replica's slice of injected z and noise (`step(latents=...)`)."""
-    z = _slice(tf.convert_to_tensor(latents[f"z_{part}"]), replica, n)
-    noise = [
-        _slice(tf.convert_to_tensor(x), replica, n)
-        for x in latents[f"noise_{part}"]
-    ]
-    return z, noise
 
 
 def real_logits_and_gradients(
@@ -257,26 +205,36 @@ def real_logits_and_gradients(
         tape.watch(reals)
         imgs = msg_ops.image_pyramid(reals, D.num_inputs)
         logits = D(imgs, **d_kwargs)
-        total = _scaled(tf.reduce_sum(tf.cast(logits, tf.float32)), scale)
+        total = tf.reduce_sum(tf.cast(logits, tf.float32))
+        total = precision.scaled(total, scale)
     if not with_gradients:
         return imgs, logits, None
     grads = tape.gradient(total, imgs)
-    return imgs, logits, _unscaled(grads, scale)
+    return imgs, logits, precision.unscaled(grads, scale)
 
 
-def _loss_scale(opt):
-    """The optimizer's current loss scale (fp16), else None."""
-    return opt.dynamic_scale if precision.is_scaled(opt) else None
+class _TapeD:
+    """D as `step_lib.d_objective` calls it, recorded by the outer tape:
+    stateful calls (spectral norm's u updates in training mode) and input
+    gradients from inner tapes, scaled by the fp16 loss scale `scale`."""
 
+    def __init__(self, D, scale, **d_kwargs):
+        self.D, self.scale, self.kwargs = D, scale, d_kwargs
 
-def _scaled(total, scale):
-    return total if scale is None else total * scale
+    def logits(self, imgs):
+        return self.D(imgs, **self.kwargs)
 
+    def input_grads(self, imgs):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(imgs)
+            total = tf.reduce_sum(tf.cast(self.logits(imgs), tf.float32))
+            total = precision.scaled(total, self.scale)
+        return precision.unscaled(tape.gradient(total, imgs), self.scale)
 
-def _unscaled(grads, scale):
-    if scale is None:
-        return grads
-    return [None if g is None else g / tf.cast(scale, g.dtype) for g in grads]
+    def real_logits_and_grads(self, reals):
+        return real_logits_and_gradients(
+            self.D, reals, scale=self.scale, **self.kwargs
+        )
 
 
 def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
@@ -388,244 +346,165 @@ def _dense(grads, model):
     ]
 
 
-def _finite(tensors):
-    checks = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors]
-    return tf.reduce_all(tf.stack(checks))
+def _replica_draws(
+    cfg, G, noise_res, res, reals_u8, step, replica, latents, mix_purpose
+):
+    """This replica's rows of the global batch's draws (or of the injected
+    `latents`) and its style mixing (`mix_purpose`)."""
+    n, batch = reals_u8.shape[0], cfg.batch
+    rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
+    if latents is None:
+        latents = step_lib.draw_latents(cfg, rng, noise_res, batch)
+    mine = tf.nest.map_structure(lambda x: _slice(x, replica, n), latents)
+    mixing = step_lib.draw_mixing(
+        cfg, rng, mix_purpose, batch, G.num_ws_used(res)
+    )
+    if mixing is not None:
+        mixing = (_slice(mixing[0], replica, n), mixing[1])
+    return mine, mixing
+
+
+def _summed(strategy, fn, args):
+    """`fn(*args, replica_index, ...)` on every replica, its outputs summed
+    over the replicas (this process's copy)."""
+
+    def run(reals, step, alpha, latents=None):
+        ctx = tf.distribute.get_replica_context()
+        replica = ctx.replica_id_in_sync_group
+        out = fn(reals, step, alpha, replica, latents)
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, out)
+
+    out = strategy.run(run, args)
+    first = strategy.experimental_local_results
+    return tf.nest.map_structure(lambda v: first(v)[0], out)
+
+
+def _apply(opt, loss_scale, grads, variables):
+    """Apply the inner Adam only for finite gradients, then the fp16 rule.
+
+    Runs across replicas, where Keras' LossScaleOptimizer.apply cannot, so
+    its rule is `loss_scale.advance`. Returns whether it applied."""
+    ok = step_lib.finite(grads)
+    grads = precision.unscaled(grads, loss_scale.read(opt.variables))
+
+    def update():
+        precision.inner(opt).apply(grads, variables)
+        return tf.constant(True)
+
+    applied = tf.cond(ok, update, lambda: tf.constant(False))
+    loss_scale.advance(applied)
+    return applied
 
 
 def make_train_step(state, cfg, strategy, resolution=None):
     """Build `step(reals, step_index, latents=None, alpha=0.0) -> dict`.
 
-    One call runs the D step (with the regulariser), the G step, the
-    w_avg update and the Gs moving average. `resolution` (progressive
-    growing) is compiled in; the fade weight `alpha` is a runtime value, so
-    a fade-in never retraces (`step.traces` counts traces).
+    Returns (step, `step_lib.Compiled`). The step is `training/step.py`'s
+    on every replica: per-replica gradients (XLA when `cfg.xla`) summed
+    across replicas, then applied once in cross-replica context.
+    `resolution` (progressive growing) is compiled in; `alpha` is a
+    runtime value, so a fade-in never retraces. `latents` (the global
+    batch's, as `step_lib.draw_latents` returns) replaces the step's own
+    draws, so tests can feed both backends the same numbers.
     """
     G, D, Gs = state.G, state.D, state.Gs
     loss = loss_lib.get_loss(cfg.loss)
-    global_batch = cfg.batch
-    k = D.num_inputs
-    res = resolution
-    traces = [0]
+    batch, res, k = cfg.batch, resolution, D.num_inputs
+    noise_res = step_lib.noise_resolutions(G, cfg, res)
+    d_scale = precision.LossScale(state.D_opt)
+    g_scale = precision.LossScale(state.G_opt)
+    beta = gs_beta(cfg, batch)
+    fixed = step_lib.float_state_indices(G.non_trainable_variables)
+    compiled = step_lib.Compiled()
+    draws = functools.partial(_replica_draws, cfg, G, noise_res, res)
 
-    def lod_inputs(reals_u8, alpha):
-        # Reals in [-1, 1], faded to the current lod when growing.
-        reals = tf.cast(reals_u8, tf.float32) / 127.5 - 1.0
-        if cfg.progressive:
-            reals = prog.process_reals(reals, res, alpha)
-        return reals
-
-    beta = gs_beta(cfg, global_batch)
-    float_fixed = [
-        (s, d)
-        for s, d in zip(G.non_trainable_variables, Gs.non_trainable_variables)
-        if s.dtype.startswith("float")
-    ]
-
-    def d_grads(reals_u8, step, alpha, replica, with_reg, latents=None):
-        # Fakes without a gradient path to G; reals as a pyramid built from
-        # the full-res tensor inside the tape (total-derivative R1).
-        traces[0] += 1
-        n = reals_u8.shape[0]
-        if latents is None:
-            z, noise = draw_latents(
-                cfg, G, global_batch, step, replica, n, (_Z_D, _NOISE_D), res
-            )
-        else:
-            z, noise = _injected(latents, "d", replica, n)
-        mixing = draw_mixing(
-            cfg, G, global_batch, step, replica, n, _MIX_D, res
-        )
+    def d_grads(with_reg, reals_u8, step, alpha, replica, latents=None):
+        compiled.traces += 1
+        lat, mixing = draws(reals_u8, step, replica, latents, step_lib.MIX_D)
         gk = dict(resolution=res, alpha=alpha)
-        fakes = G(z, noise=noise, mixing=mixing, **gk)[-k:]
-        # D in training mode (spectral norm's power iteration).
-        dk = dict(gk, training=True)
-        fakes = [tf.stop_gradient(x) for x in fakes]
-        reals = lod_inputs(reals_u8, alpha)
-        penalty = tf.zeros([n])
-        scale = _loss_scale(state.D_opt)
+        imgs = G(lat["z_d"], noise=lat["noise_d"], mixing=mixing, **gk)
+        fakes = step_lib.d_fakes(imgs, k)
+        reals = step_lib.reals_at_lod(reals_u8, cfg, res, alpha)
+        scale = d_scale.read(state.D_opt.variables)
+        d = _TapeD(D, scale, training=True, **gk)
         with tf.GradientTape() as tape:
-            use_r1 = with_reg and loss.penalty == "r1"
-            real_imgs, logits_real, r1_grads = real_logits_and_gradients(
-                D, reals, with_gradients=use_r1, scale=scale, **dk
+            total, stats = step_lib.d_objective(
+                loss, cfg, batch, d, reals, fakes, lat["eps"], with_reg
             )
-            if use_r1:
-                r1 = loss_lib.r1_penalty(r1_grads)
-                penalty = r1 * (cfg.r1_gamma * 0.5 * cfg.r1_interval)
-            elif with_reg and loss.penalty == "gp":
-                eps = tf.random.stateless_uniform(
-                    [global_batch], _seed(cfg.seed, step, _EPS_GP)
-                )
-                if latents is not None:
-                    eps = tf.convert_to_tensor(latents["eps"])
-                mix = loss_lib.interpolate(
-                    real_imgs, fakes, _slice(eps, replica, n)
-                )
-                with tf.GradientTape(watch_accessed_variables=False) as gtape:
-                    gtape.watch(mix)
-                    mix_sum = tf.reduce_sum(tf.cast(D(mix, **dk), tf.float32))
-                    mix_sum = _scaled(mix_sum, scale)
-                mix_grads = gtape.gradient(mix_sum, mix)
-                gp = loss_lib.gradient_penalty(_unscaled([mix_grads], scale)[0])
-                penalty = cfg.wgan_lambda * gp
-                penalty += cfg.wgan_epsilon * loss_lib.drift_penalty(
-                    logits_real
-                )
-            logits_fake = D(fakes, **dk)
-            per_sample = loss.d_loss(logits_real, logits_fake)
-            total = tf.reduce_sum(per_sample + penalty) / global_batch
-            scaled = _scaled(total, scale)
+            total = precision.scaled(total, scale)
         # fp16: still scaled; `apply` divides by the scale.
-        grads = _dense(tape.gradient(scaled, D.trainable_variables), D)
-        stats = {
-            "Loss/D/loss": total,
-            "Loss/D/reg": tf.reduce_sum(penalty) / global_batch,
-            "Loss/scores/real": tf.reduce_sum(tf.cast(logits_real, tf.float32))
-            / global_batch,
-            "Loss/scores/fake": tf.reduce_sum(tf.cast(logits_fake, tf.float32))
-            / global_batch,
-        }
-        return grads, stats
+        return _dense(tape.gradient(total, D.trainable_variables), D), stats
 
     def g_grads(reals_u8, step, alpha, replica, latents=None):
-        n = reals_u8.shape[0]
-        if latents is None:
-            z, noise = draw_latents(
-                cfg, G, global_batch, step, replica, n, (_Z_G, _NOISE_G), res
-            )
-        else:
-            z, noise = _injected(latents, "g", replica, n)
-        mixing = draw_mixing(
-            cfg, G, global_batch, step, replica, n, _MIX_G, res
-        )
-        dk = dict(resolution=res, alpha=alpha)
+        lat, mixing = draws(reals_u8, step, replica, latents, step_lib.MIX_G)
+        gk = dict(resolution=res, alpha=alpha)
+        reals = step_lib.reals_at_lod(reals_u8, cfg, res, alpha)
         with tf.GradientTape() as tape:
-            fakes, ws = G(z, noise=noise, mixing=mixing, return_ws=True, **dk)
-            logits_fake = D(fakes[-k:], **dk)
-            logits_real = None
-            if loss.needs_real_in_g:
-                reals = lod_inputs(reals_u8, alpha)
-                logits_real = tf.stop_gradient(
-                    D(msg_ops.image_pyramid(reals, k), **dk)
-                )
-            per_sample = loss.g_loss(logits_fake, logits_real)
-            total = tf.reduce_sum(per_sample) / global_batch
-            scaled = _scaled(total, _loss_scale(state.G_opt))
-        grads = _dense(tape.gradient(scaled, G.trainable_variables), G)
-        w_mean = tf.zeros([])
-        if G.w_avg is not None:
-            w_sum = tf.reduce_sum(tf.cast(ws[:, 0], tf.float32), axis=0)
-            w_mean = w_sum / global_batch
-        return grads, {"Loss/G/loss": total}, w_mean
+            fakes, ws = G(
+                lat["z_g"],
+                noise=lat["noise_g"],
+                mixing=mixing,
+                return_ws=True,
+                **gk,
+            )
+            total, stats, w_mean = step_lib.g_objective(
+                loss,
+                batch,
+                fakes,
+                ws,
+                lambda x: D(x, **gk),
+                reals,
+                k,
+                G.w_avg is not None,
+            )
+            scale = g_scale.read(state.G_opt.variables)
+            total = precision.scaled(total, scale)
+        grads = _dense(tape.gradient(total, G.trainable_variables), G)
+        return grads, stats, w_mean
 
     jit = dict(jit_compile=bool(cfg.xla), reduce_retracing=True)
-    d_grads_reg = tf.function(
-        lambda r, s, a, i, lat=None: d_grads(r, s, a, i, True, lat), **jit
-    )
-    d_grads_plain = tf.function(
-        lambda r, s, a, i, lat=None: d_grads(r, s, a, i, False, lat), **jit
-    )
-    g_grads_fn = tf.function(g_grads, **jit)
+    replica_fns = {
+        "d_reg": tf.function(functools.partial(d_grads, True), **jit),
+        "d": tf.function(functools.partial(d_grads, False), **jit),
+        "g": tf.function(g_grads, **jit),
+    }
 
-    def replica_sum(fn):
-        # Run `fn` on every replica and sum its outputs over the replicas.
-        def run(reals, step, alpha, latents=None):
-            ctx = tf.distribute.get_replica_context()
-            out = fn(reals, step, alpha, ctx.replica_id_in_sync_group, latents)
-            return ctx.all_reduce(tf.distribute.ReduceOp.SUM, out)
-
-        return run
-
-    def first(per_replica):
-        return tf.nest.map_structure(
-            lambda v: strategy.experimental_local_results(v)[0], per_replica
-        )
-
-    def apply(opt, grads, variables):
-        # Skip (never apply) an update that is not finite.
-        ok = _finite(grads)
-        if precision.is_scaled(opt):
-            return apply_scaled(opt, grads, variables, ok)
-
-        def update():
-            opt.apply(grads, variables)
-            return tf.constant(True)
-
-        return tf.cond(ok, update, lambda: tf.constant(False))
-
-    def apply_scaled(opt, grads, variables, ok):
-        # LossScaleOptimizer's rule (the JAX step calls it): unscale and
-        # apply, doubling the scale after `dynamic_growth_steps` finite
-        # steps; on overflow skip and halve. Written out because Keras'
-        # apply must run in a replica context and this runs across them.
-        scale, count = opt.dynamic_scale, opt.step_counter
-
-        def update():
-            precision.inner(opt).apply(_unscaled(grads, scale), variables)
-            grow = tf.equal(count, opt.dynamic_growth_steps - 1)
-            scale.assign(tf.where(grow, scale * 2.0, scale))
-            count.assign(tf.where(grow, tf.zeros_like(count), count + 1))
-            return tf.constant(True)
-
-        def overflow():
-            scale.assign(scale * 0.5)
-            count.assign(tf.zeros_like(count))
-            return tf.constant(False)
-
-        return tf.cond(ok, update, overflow)
-
-    def train_step(reals, step, alpha, with_reg, latents=None):
-        d_fn = d_grads_reg if with_reg else d_grads_plain
+    def train_step(with_reg, reals, step, alpha, latents=None):
+        d_name = "d_reg" if with_reg else "d"
         args = (reals, step, alpha, latents)
-        d_g, d_stats = first(strategy.run(replica_sum(d_fn), args))
-        d_ok = apply(state.D_opt, d_g, D.trainable_variables)
-        g_g, g_stats, w_mean = first(
-            strategy.run(replica_sum(g_grads_fn), args)
+        d_g, d_stats = _summed(strategy, replica_fns[d_name], args)
+        d_ok = _apply(state.D_opt, d_scale, d_g, D.trainable_variables)
+        g_g, g_stats, w_mean = _summed(strategy, replica_fns["g"], args)
+        g_ok = _apply(state.G_opt, g_scale, g_g, G.trainable_variables)
+        if G.w_avg is not None:
+            G.w_avg.assign(
+                step_lib.updated_w_avg(G.w_avg, w_mean, G.w_avg_beta, g_ok)
+            )
+        new_gs = step_lib.updated_gs(
+            G.trainable_variables, Gs.trainable_variables, beta
         )
-        g_ok = apply(state.G_opt, g_g, G.trainable_variables)
-        # w_avg and Gs follow only an applied G update.
-        if_ok = tf.cast(g_ok, tf.float32)
-        w_avg = G.w_avg
-        if w_avg is not None:
-            target = w_mean + (w_avg - w_mean) * G.w_avg_beta
-            w_avg.assign(if_ok * target + (1 - if_ok) * w_avg)
-        for s, d in zip(G.trainable_variables, Gs.trainable_variables):
-            d.assign(s + (d - s) * beta)
-        for s, d in float_fixed:
-            d.assign(s)
-        stats = {**d_stats, **g_stats}
-        stats["Progress/skipped_D"] = 1.0 - tf.cast(d_ok, tf.float32)
-        stats["Progress/skipped_G"] = 1.0 - if_ok
-        return stats
+        for v, x in zip(Gs.trainable_variables, new_gs):
+            v.assign(x)
+        for i in fixed:
+            Gs.non_trainable_variables[i].assign(G.non_trainable_variables[i])
+        return {**d_stats, **g_stats, **step_lib.skip_stats(d_ok, g_ok)}
 
-    step_reg = tf.function(
-        lambda r, s, a, lat=None: train_step(r, s, a, True, lat)
-    )
-    step_plain = tf.function(
-        lambda r, s, a, lat=None: train_step(r, s, a, False, lat)
-    )
+    steps = {
+        reg: tf.function(functools.partial(train_step, reg))
+        for reg in (True, False)
+    }
 
     def step(reals, step_index, latents=None, alpha=0.0):
-        """One step; `latents` (global-batch z_d, noise_d, z_g, noise_g and
-        eps, as jax.py's `draw_latents` returns) replaces the step's own
-        draws, so tests can feed both backends the same numbers."""
-        with_reg = step_index % cfg.r1_interval == 0
-        fn = step_reg if with_reg else step_plain
         if latents is not None:
             latents = tf.nest.map_structure(
                 lambda x: tf.constant(np.asarray(x, np.float32)), latents
             )
-        out = fn(
-            reals,
-            tf.constant(step_index, tf.int64),
-            tf.constant(alpha, tf.float32),
-            latents,
-        )
-        step.traces = traces[0]
+        fn = steps[step_lib.regularizes(cfg, step_index)]
+        index = tf.constant(step_index, tf.int64)
+        out = fn(reals, index, tf.constant(alpha, tf.float32), latents)
         return {key: float(v) for key, v in out.items()}
 
-    step.traces = 0
-    return step
+    return step, compiled
 
 
 def list_gpus():
