@@ -17,12 +17,15 @@ optimizers, distribute and compile; they pass those in as small objects
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from keras import ops
 
 from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
+from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
+from training import precision
 from training.ema import w_avg_update
 
 # Seed purposes: each random draw of a step has its own stream, so adding
@@ -44,6 +47,33 @@ class Compiled:
 
     traces: int = 0
     moved: int = 0
+
+
+# ---------------------------------------------------------------------------
+# The state a step reads and writes
+
+
+def new_state(cfg):
+    """G, D, Gs (a copy of G) and both optimizers, built.
+
+    A backend calls this inside its placement (a strategy's scope, a host
+    device) after seeding, so the same seed builds the same weights on
+    either backend, with the same variable paths.
+    """
+    policy = precision.dtype_policy(cfg)
+    G, D = build_networks(cfg, dtype=policy)
+    Gs = build_generator(cfg, name="Gs", dtype=policy)
+    copy_weights(G, Gs)
+    G_opt = precision.make_adam(cfg, "G_opt")
+    D_opt = precision.make_adam(cfg, "D_opt")
+    G_opt.build(G.trainable_variables)
+    D_opt.build(D.trainable_variables)
+    return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
+
+
+def copy_weights(src, dst):
+    for s, d in zip(src.variables, dst.variables):
+        d.assign(s)
 
 
 # ---------------------------------------------------------------------------

@@ -52,7 +52,6 @@ import numpy as np
 from dnnlib import hardware
 from dnnlib.util import UserError
 from msg_stylegan import ops as msg_ops
-from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
 from training import precision
 from training import step as step_lib
@@ -174,24 +173,11 @@ def build_state(cfg, strategy):
     own: it reads these variables and assigns its results back.
     """
     keras.utils.set_random_seed(cfg.seed)
-    policy = precision.dtype_policy(cfg)
     # Initialise on the host: every initializer is a small jitted op, and
     # compiling a hundred of them for a GPU costs far more than running them
     # on the CPU. The first step moves the weights to the step's devices.
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
-        G, D = build_networks(cfg, dtype=policy)
-        Gs = build_generator(cfg, name="Gs", dtype=policy)
-        copy_weights(G, Gs)
-        G_opt = precision.make_adam(cfg, "G_opt")
-        D_opt = precision.make_adam(cfg, "D_opt")
-        G_opt.build(G.trainable_variables)
-        D_opt.build(D.trainable_variables)
-    return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
-
-
-def copy_weights(src, dst):
-    for s, d in zip(src.variables, dst.variables):
-        d.assign(s)
+        return step_lib.new_state(cfg)
 
 
 # jax.random for `step_lib.StepRandom`: a key is a PRNGKey.

@@ -27,7 +27,6 @@ import tensorflow as tf
 from dnnlib import hardware
 from dnnlib.util import UserError
 from msg_stylegan import ops as msg_ops
-from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
 from training import precision
 from training import step as step_lib
@@ -155,20 +154,7 @@ def build_state(cfg, strategy):
     """
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-        policy = precision.dtype_policy(cfg)
-        G, D = build_networks(cfg, dtype=policy)
-        Gs = build_generator(cfg, name="Gs", dtype=policy)
-        copy_weights(G, Gs)
-        G_opt = precision.make_adam(cfg, "G_opt")
-        D_opt = precision.make_adam(cfg, "D_opt")
-        G_opt.build(G.trainable_variables)
-        D_opt.build(D.trainable_variables)
-    return SimpleNamespace(G=G, D=D, Gs=Gs, G_opt=G_opt, D_opt=D_opt)
-
-
-def copy_weights(src, dst):
-    for s, d in zip(src.variables, dst.variables):
-        d.assign(s)
+        return step_lib.new_state(cfg)
 
 
 # TF's stateless RNG for `step_lib.StepRandom`: a key is an integer pair.
