@@ -26,6 +26,7 @@ from dnnlib.util import (
     quiet_framework_logs,
     run_cli,
 )
+from msg_stylegan import snapshot
 
 EPILOG = """examples:
   # MSG-StyleGAN against the StyleGAN baseline, on the first metric both
@@ -47,7 +48,6 @@ metric-<name>.txt; compute them with run_metrics.py, or train.py --metrics.
 Lower metric values are better (FID, KID).
 """
 
-_SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d+)$")
 _METRIC_FILE_RE = re.compile(r"^metric-(.+)\.txt$")
 _CONSISTENCY = "Consistency/"
 LABEL_PAD = 6  # pixels either side of a row label in samples.png
@@ -263,8 +263,7 @@ def network_kimg(network, run):
     """
     if network == "network-final":
         return run.last_kimg
-    m = _SNAPSHOT_RE.match(network)
-    return float(m.group(1)) if m else None
+    return snapshot.snapshot_kimg(network)
 
 
 def read_metric(run, metric):
@@ -354,12 +353,9 @@ def latest_network(path):
     final = os.path.join(path, "network-final.pkl")
     if os.path.isfile(final):
         return final
-    best = None
-    for file in glob.glob(os.path.join(glob.escape(path), "*.pkl")):
-        m = _SNAPSHOT_RE.match(os.path.splitext(os.path.basename(file))[0])
-        if m and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), file)
-    return best[1] if best else None
+    files = glob.glob(os.path.join(glob.escape(path), "network-snapshot-*.pkl"))
+    files = [f for f in files if snapshot.snapshot_kimg(f) is not None]
+    return max(files, key=snapshot.snapshot_order) if files else None
 
 
 # --------------------------------------------------------------------------

@@ -269,9 +269,14 @@ def resolve_config(args):
 
 def find_latest(outdir, config_name):
     """The newest snapshot of the newest run of `config_name` in outdir."""
+    from msg_stylegan.snapshot import snapshot_order
+
     runs = sorted(glob.glob(os.path.join(outdir, f"*-{config_name}-*")))
     for run in reversed(runs):
-        snaps = sorted(glob.glob(os.path.join(run, "network-snapshot-*.pkl")))
+        snaps = sorted(
+            glob.glob(os.path.join(run, "network-snapshot-*.pkl")),
+            key=snapshot_order,
+        )
         final = os.path.join(run, "network-final.pkl")
         if os.path.exists(final):
             return final

@@ -11,6 +11,7 @@ importing the training code, and training writes it.
 import io
 import os
 import pickle
+import re
 
 import numpy as np
 
@@ -32,6 +33,44 @@ NUMPY_GLOBALS = frozenset(
     }
 )
 _ALLOWED = NUMPY_GLOBALS | {("builtins", "complex")}
+
+
+_NAME = re.compile(r"^network-snapshot-(\d+)(?:-(\d+))?\.pkl$")
+
+
+def snapshot_name(nimg, taken=()):
+    """The file name of a network snapshot taken after `nimg` images.
+
+    NVlabs' names count whole kimg (`network-snapshot-000012.pkl`). A stop
+    can come in the same kimg as the tick snapshot before it: that name is
+    then taken (it is in `taken`), and the stop's snapshot adds the images
+    past the whole kimg (`network-snapshot-000012-416.pkl`), so it never
+    overwrites the tick snapshot and its metrics.
+    """
+    kimg, rest = divmod(int(nimg), 1000)
+    name = f"network-snapshot-{kimg:06d}.pkl"
+    if name in taken:
+        name = f"network-snapshot-{kimg:06d}-{rest:03d}.pkl"
+    return name
+
+
+def snapshot_kimg(name):
+    """kimg a snapshot name or path was taken at (`...-000012-416` is 12.416),
+    None for other names."""
+    base = os.path.basename(name)
+    m = _NAME.search(base if base.endswith(".pkl") else base + ".pkl")
+    if m is None:
+        return None
+    return int(m.group(1)) + int(m.group(2) or 0) / 1000
+
+
+def snapshot_order(path):
+    """Sort key of snapshot paths: by the images they were taken after
+    (a stop's `-416` name comes after its kimg's tick snapshot)."""
+    m = _NAME.search(os.path.basename(path))
+    if m is None:
+        return (-1, -1, path)
+    return (int(m.group(1)), int(m.group(2) or -1), path)
 
 
 class Refused(pickle.UnpicklingError):

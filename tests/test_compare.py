@@ -220,3 +220,13 @@ def test_runs_in_different_resize_modes_are_refused(runs, tmp_path, capsys):
     err = fails(capsys, runs[0], other, f"--outdir={tmp_path / 'out'}")
     assert "different --fid-resize modes" in err
     assert "half-pixel" in err and "tf1" in err
+
+
+def test_a_stops_snapshot_is_after_its_kimgs_tick_snapshot(tmp_path):
+    # A stop 416 images past the tick snapshot of kimg 12 (snapshot_name).
+    for name in ("000004", "000012", "000012-416"):
+        (tmp_path / f"network-snapshot-{name}.pkl").write_bytes(b"")
+    latest = compare.latest_network(str(tmp_path))
+    assert latest == str(tmp_path / "network-snapshot-000012-416.pkl")
+    assert compare.network_kimg("network-snapshot-000012-416", None) == 12.416
+    assert compare.network_kimg("network-snapshot-000004", None) == 4

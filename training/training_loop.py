@@ -291,13 +291,22 @@ def _train(cfg, run_dir, resume, devices):
         snapshot.save(path, data)
         saved[step] = path
 
+    def save_snapshot(keep_earlier=False):
+        # NVlabs' names: a tick snapshot in the kimg of an earlier one
+        # replaces it (only sub-kimg ticks do that). A stop's snapshot
+        # keeps the earlier one and its metrics (snapshot_name).
+        taken = {os.path.basename(p) for p in saved.values()}
+        name = snapshot.snapshot_name(cur_nimg, taken if keep_earlier else ())
+        path = os.path.join(run_dir, name)
+        save(path)
+        return path
+
     stop = None  # the signal every process stops for, at the same step
     try:
         if cur_nimg == 0 and cfg.metrics:
             # The initial network is a curve's first point, as in NVlabs'
             # loops: snapshot 000000 and its metrics before the first step.
-            path = os.path.join(run_dir, "network-snapshot-000000.pkl")
-            save(path)
+            path = save_snapshot()
             run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg)
         while cur_nimg < total_nimg:
             stop = backends.agree_stop(strategy, interrupt.requested())
@@ -368,8 +377,7 @@ def _train(cfg, run_dir, resume, devices):
                 )
             stats.report(cur_nimg / 1000, extra)
             if not done and tick % cfg.network_snapshot_ticks == 0:
-                path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
-                save(path)
+                path = save_snapshot()
                 run_snapshot_metrics(cfg, path, run_dir, stats, cur_nimg)
             tick_start_nimg, tick_start_time = cur_nimg, time.time()
             maintenance = tick_start_time - m_start
@@ -385,9 +393,7 @@ def _train(cfg, run_dir, resume, devices):
         if stop:
             path = saved.get(step)
             if path is None:
-                kimg = cur_nimg // 1000
-                path = os.path.join(run_dir, f"network-snapshot-{kimg:06d}.pkl")
-                save(path)
+                path = save_snapshot(keep_earlier=True)
             print(
                 f"Stopped by {stop} at kimg "
                 f"{cur_nimg / 1000:.1f} (step {step}): wrote '{path}'; "

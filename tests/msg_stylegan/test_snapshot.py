@@ -68,3 +68,27 @@ def test_corrupt_and_foreign_files(tmp_path):
     foreign.write_bytes(pickle.dumps({"weights": [1, 2]}))
     with pytest.raises(UserError, match="not an msg-stylegan snapshot"):
         snapshot.load(foreign)
+
+
+def test_a_stop_in_a_ticks_kimg_keeps_the_tick_snapshot():
+    # NVlabs' whole-kimg names; a stop 416 images past kimg 12, where the
+    # tick snapshot already took the name, gets its own, sorted after it.
+    assert snapshot.snapshot_name(12_300) == "network-snapshot-000012.pkl"
+    tick = snapshot.snapshot_name(12_300, taken=())
+    stop = snapshot.snapshot_name(12_416, taken={tick})
+    assert stop == "network-snapshot-000012-416.pkl"
+    assert snapshot.snapshot_kimg(stop) == 12.416
+    assert snapshot.snapshot_kimg("network-snapshot-000012") == 12
+    assert snapshot.snapshot_kimg("network-final.pkl") is None
+    names = [
+        stop,
+        "network-snapshot-000013.pkl",
+        tick,
+        "x/network-snapshot-000002.pkl",
+    ]
+    assert sorted(names, key=snapshot.snapshot_order) == [
+        "x/network-snapshot-000002.pkl",
+        tick,
+        stop,
+        "network-snapshot-000013.pkl",
+    ]

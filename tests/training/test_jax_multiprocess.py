@@ -153,16 +153,19 @@ def test_two_processes_equal_two_devices_stop_together_and_one_writes(
     assert "Stopped by SIGTERM at kimg 0.0 (step 3)" in logs[1]
 
     # One run directory, named by both processes' devices: the tick's
-    # snapshot, overwritten by the stop's (both are kimg 0), no final.
+    # snapshot (step 2) and the stop's (step 3), which keeps it though
+    # both are in kimg 0; no final.
     runs = os.listdir(outdir)
     assert runs == ["00000-test-2cpu"], runs
     run = outdir / runs[0]
     assert sorted(p.name for p in run.glob("*.pkl")) == [
-        "network-snapshot-000000.pkl"
+        "network-snapshot-000000-024.pkl",
+        "network-snapshot-000000.pkl",
     ]
     assert len((run / "stats.jsonl").read_text().splitlines()) == 1
 
-    a = snapshot.load(str(run / "network-snapshot-000000.pkl"))
+    assert snapshot.load(str(run / "network-snapshot-000000.pkl"))["step"] == 2
+    a = snapshot.load(str(run / "network-snapshot-000000-024.pkl"))
     b = snapshot.load(str(ref_dir / "network-final.pkl"))
     assert a["step"] == b["step"] == 3
     config_a, config_b = (json.loads(x["config"]) for x in (a, b))

@@ -136,8 +136,15 @@ def test_two_workers_stop_together_resume_and_equal_two_replicas(
     assert "Stopped by SIGTERM (to worker 1) at kimg 0.0 (step 3)" in logs[0]
     assert "Stopped by SIGTERM at kimg 0.0 (step 3)" in logs[1]
     run = outdir / "00000-test-2cpu"  # named by both workers' replicas
-    stopped = run / "network-snapshot-000000.pkl"
-    assert sorted(p.name for p in run.glob("*.pkl")) == [stopped.name]
+    # The tick's snapshot (step 2) and the stop's (step 3, 24 images), which
+    # must not overwrite it though both are in kimg 0.
+    ticked = run / "network-snapshot-000000.pkl"
+    stopped = run / "network-snapshot-000000-024.pkl"
+    assert sorted(p.name for p in run.glob("*.pkl")) == [
+        stopped.name,
+        ticked.name,
+    ]
+    assert snapshot.load(str(ticked))["step"] == 2
     assert snapshot.load(str(stopped))["step"] == 3
 
     # Both resume the chief's snapshot; the chief writes a second run.
