@@ -254,6 +254,15 @@ def build_parser():
         help="same seed, same images (default: %(default)s)",
     )
     p.add_argument(
+        "--small-shapes",
+        type=int,
+        choices=range(5),
+        metavar="K",
+        default=4,
+        help="small discs and squares drawn over each image, 0 to 4 "
+        "(fine detail; the demo uses 0) (default: %(default)s)",
+    )
+    p.add_argument(
         "--labels",
         action="store_true",
         help="store the main shape's kind (disc, square, stripes) "
@@ -456,7 +465,9 @@ def cmd_create_synthetic(args):
     from datasets import synthetic
 
     _check_output(args)
-    it = synthetic.iterate_images(args.num_images, args.resolution, args.seed)
+    it = synthetic.iterate_images(
+        args.num_images, args.resolution, args.seed, args.small_shapes
+    )
     _write(
         args.out_dir,
         _Sized(it, args.num_images),

@@ -16,7 +16,7 @@ import numpy as np
 
 CLASSES = ("disc", "square", "stripes")
 _BLOCK = 256
-_NUM_SMALL = 4
+NUM_SMALL = 4
 
 
 def _draw_params(rng, n):
@@ -34,11 +34,11 @@ def _draw_params(rng, n):
         "color2": u(0.0, 1.0, (n, 3)),
         "freq": u(3.0, 7.0, n),
         "stripe_angle": u(0.0, np.pi, n),
-        "small_kind": rng.integers(0, 2, (n, _NUM_SMALL)),
-        "small_center": u(-0.85, 0.85, (n, _NUM_SMALL, 2)),
-        "small_size": u(0.05, 0.14, (n, _NUM_SMALL)),
-        "small_angle": u(0.0, np.pi / 2, (n, _NUM_SMALL)),
-        "small_color": u(0.0, 1.0, (n, _NUM_SMALL, 3)),
+        "small_kind": rng.integers(0, 2, (n, NUM_SMALL)),
+        "small_center": u(-0.85, 0.85, (n, NUM_SMALL, 2)),
+        "small_size": u(0.05, 0.14, (n, NUM_SMALL)),
+        "small_angle": u(0.0, np.pi / 2, (n, NUM_SMALL)),
+        "small_color": u(0.0, 1.0, (n, NUM_SMALL, 3)),
     }
 
 
@@ -46,7 +46,7 @@ def _f32(x):
     return np.asarray(x, np.float32)
 
 
-def _render(p, res):
+def _render(p, res, small_shapes=NUM_SMALL):
     """Render a parameter block as float32 [n, res, res, 3] in [0, 1]."""
     n = len(p["kind"])
     # Pixel centres on [-1, 1]; one pixel is 2 / res wide.
@@ -94,7 +94,7 @@ def _render(p, res):
     img = img * (1 - m) + fill * m
 
     # Small shapes on top: fine-scale detail.
-    for j in range(_NUM_SMALL):
+    for j in range(small_shapes):
         cx = _f32(p["small_center"][:, j, 0])
         cy = _f32(p["small_center"][:, j, 1])
         r = _f32(p["small_size"][:, j])[:, None, None]
@@ -108,7 +108,7 @@ def _render(p, res):
     return img
 
 
-def _blocks(num_images, resolution, seed):
+def _blocks(num_images, resolution, seed, small_shapes):
     """Yield uint8 [n, res, res, 3] images and their labels, block by block."""
     # Render a few images at a time: bounded memory at high resolution.
     step = max(1, min(_BLOCK, (1 << 17) // (resolution * resolution)))
@@ -117,25 +117,40 @@ def _blocks(num_images, resolution, seed):
         p = _draw_params(np.random.default_rng([seed, start // _BLOCK]), _BLOCK)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
-            img = _render({k: v[lo:hi] for k, v in p.items()}, resolution)
+            part = {k: v[lo:hi] for k, v in p.items()}
+            img = _render(part, resolution, small_shapes)
             img = np.rint(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
             yield img, p["kind"][lo:hi]
 
 
-def make_images(num_images, resolution=32, seed=0):
-    """uint8 [N, res, res, 3] images and int64 [N] labels (CLASSES index)."""
+def _check_small(small_shapes):
+    if not 0 <= small_shapes <= NUM_SMALL:
+        raise ValueError(
+            f"small_shapes must be 0 to {NUM_SMALL}, not {small_shapes}"
+        )
+
+
+def make_images(num_images, resolution=32, seed=0, small_shapes=NUM_SMALL):
+    """uint8 [N, res, res, 3] images and int64 [N] labels (CLASSES index).
+
+    small_shapes: how many of the small shapes to draw (0 to NUM_SMALL);
+    the other parameters are drawn all the same, so the backgrounds and
+    main shapes do not change with it.
+    """
+    _check_small(small_shapes)
     images = np.empty((num_images, resolution, resolution, 3), np.uint8)
     labels = np.empty(num_images, np.int64)
     i = 0
-    for imgs, kinds in _blocks(num_images, resolution, seed):
+    for imgs, kinds in _blocks(num_images, resolution, seed, small_shapes):
         images[i : i + len(imgs)] = imgs
         labels[i : i + len(imgs)] = kinds
         i += len(imgs)
     return images, labels
 
 
-def iterate_images(num_images, resolution=32, seed=0):
+def iterate_images(num_images, resolution=32, seed=0, small_shapes=NUM_SMALL):
     """Yield (uint8 HWC image, label) pairs without holding the whole set."""
-    for imgs, kinds in _blocks(num_images, resolution, seed):
+    _check_small(small_shapes)
+    for imgs, kinds in _blocks(num_images, resolution, seed, small_shapes):
         for img, label in zip(imgs, kinds):
             yield img, int(label)

@@ -203,6 +203,22 @@ def test_synthetic_is_deterministic(tmp_path, run_tool):
     assert imgs.std() > 40 and np.abs(np.diff(imgs, axis=1)).mean() > 2
 
 
+def test_synthetic_without_small_shapes_keeps_the_rest(tmp_path):
+    from datasets import synthetic
+
+    full, labels = synthetic.make_images(64, 16)
+    plain, plain_labels = synthetic.make_images(64, 16, small_shapes=0)
+    one, _ = synthetic.make_images(64, 16, small_shapes=1)
+    np.testing.assert_array_equal(labels, plain_labels)
+    # Fewer small shapes change few pixels: the same backgrounds and main
+    # shapes, only the small ones missing.
+    changed = (full != plain).any(axis=-1).mean()
+    assert 0 < changed < 0.15, changed
+    assert (one != plain).any(axis=-1).mean() < changed
+    with pytest.raises(ValueError, match="small_shapes must be 0 to 4"):
+        synthetic.make_images(4, 16, small_shapes=5)
+
+
 def test_synthetic_default_size(tmp_path, run_tool):
     code, stdout, _ = run_tool("create_synthetic", tmp_path / "s")
     assert code == 0 and "wrote 2000 images of 32x32x3" in stdout
