@@ -26,8 +26,8 @@ the device's slice on TF (per replica) but over the global batch here.
 
 The data stream (`make_batches`) reads the TFRecords with the pure-Python
 reader in `datasets/tfrecords.py`, so this module never imports
-TensorFlow; it is seeded and resumable but not the same image order as
-tf.data's shuffle buffer.
+TensorFlow; its order is `datasets/stream.py`'s, the one tf.data reads on
+TensorFlow, so for a seed both backends see the same images.
 
 Several processes (`connect`, `jax.distributed`; one per host, or under
 SLURM one per GPU): the mesh holds every process's devices, process-major;
@@ -38,7 +38,6 @@ snapshots are local work.
 """
 
 import json
-import mmap
 import queue
 import signal
 import threading
@@ -508,12 +507,11 @@ def _put_batch(strategy, reals, global_batch):
 class BatchStream:
     """Seeded uint8 [B, H, W, C] batches of the full-resolution records.
 
-    The stream is the concatenation of epochs, each a permutation of all
-    records from `(seed, epoch)`; batch b holds stream images
-    [b * B, (b + 1) * B), so `skip_batches` jumps there in O(1) and a
-    resumed run sees the batches it would have. Mirroring flips each image
-    with probability 1/2 from `(seed, b)`. A background thread keeps a few
-    batches ready. (tf.data's shuffle buffer gives a different order.)
+    The order and flips are `datasets.stream.Stream`'s, the ones tf.data
+    reads on TensorFlow, so both backends see the same images in the same
+    rows for a seed; `skip_batches` jumps to a batch in O(1), so a resumed
+    run sees the batches it would have. A background thread keeps a few
+    batches ready.
 
     rows: (start, stop), the part of every global batch this process
     reads (its devices' rows); the global order and flips are drawn first,
@@ -523,49 +521,22 @@ class BatchStream:
     def __init__(
         self, info, batch, mirror, seed, skip_batches=0, ahead=4, rows=None
     ):
-        from datasets import tfrecords
+        from datasets.stream import Records, Stream
 
-        self.tfrecords = tfrecords
-        self.path = info.files[info.resolution]
-        with open(self.path, "rb") as f:
-            self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        # The framing is checked here, each payload's checksum as it is read.
-        self.offsets = tfrecords.record_offsets(self.buf, self.path)
-        self.batch, self.mirror, self.seed = batch, mirror, seed
+        self.records = Records(info.files[info.resolution])
+        self.stream = Stream(len(self.records), batch, seed, mirror=mirror)
         self.rows = rows or (0, batch)
         self.next_batch = skip_batches
-        self._perm = {}
         self._queue = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fill, daemon=True)
         self._thread.start()
 
-    def _permutation(self, epoch):
-        if epoch not in self._perm:
-            self._perm = {
-                epoch: np.random.default_rng([self.seed, epoch]).permutation(
-                    len(self.offsets)
-                )
-            }
-        return self._perm[epoch]
-
     def make(self, b):
         """Batch number `b` of the stream (deterministic)."""
-        n = len(self.offsets)
-        first, last = self.rows
-        imgs = []
-        for i in range(b * self.batch + first, b * self.batch + last):
-            index = self._permutation(i // n)[i % n]
-            offset, length = self.offsets[index]
-            payload = self.tfrecords.checked_payload(
-                self.buf, offset, length, self.path, index
-            )
-            imgs.append(self.tfrecords.decode_record(payload, self.path))
-        imgs = np.stack(imgs)
-        if self.mirror:
-            flip = np.random.default_rng([self.seed, b, 1]).random(self.batch)
-            flip = flip[first:last]
-            imgs[flip < 0.5] = imgs[flip < 0.5, :, ::-1]
+        index, flip = self.stream.rows(b, *self.rows)
+        imgs = self.records.images(index)
+        imgs[flip] = imgs[flip, :, ::-1]  # [NHWC] left-right
         return imgs
 
     def _fill(self):

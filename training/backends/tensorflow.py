@@ -225,7 +225,7 @@ class _TapeD:
 
 def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
     """An iterator of per-replica uint8 batches of the global batch, each
-    worker reading only its own rows (`datasets.pipeline.Stream`).
+    worker reading only its own rows (`datasets.stream.Stream`).
 
     seed: the stream's seed (default `cfg.seed`).
     """
