@@ -16,10 +16,9 @@ for G's mapping and synthesis separately), gradients come from
 - A non-finite D or G update is skipped (weights and optimizer state keep
   their old values, `jnp.where` over the whole state) and counted.
 - Latents, noise and WGAN-GP epsilons are drawn for the whole global batch
-  from `jax.random` keys folded from (seed, purpose, step); with several
-  devices the batch axis is sharded over a one-axis mesh, so every device
-  computes its slice of the same global draw. The draws differ from TF's
-  stateless RNG; `step(..., latents=...)` injects them to compare backends.
+  from (seed, purpose, step) by `training/rng.py`, the same numbers as on
+  TF; with several devices the batch axis is sharded over a one-axis mesh,
+  so every device computes its slice of the same global draw.
 
 Per-device differences: relativistic losses take their batch means over
 the device's slice on TF (per replica) but over the global batch here.
@@ -41,7 +40,6 @@ import json
 import queue
 import signal
 import threading
-from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -179,21 +177,10 @@ def build_state(cfg, strategy):
         return step_lib.new_state(cfg)
 
 
-# jax.random for `step_lib.StepRandom`: a key is a PRNGKey.
-_RANDOM = SimpleNamespace(
-    key=lambda seed, purpose: jax.random.fold_in(
-        jax.random.PRNGKey(seed), purpose
-    ),
-    fold_in=jax.random.fold_in,
-    normal=jax.random.normal,
-    uniform=jax.random.uniform,
-)
-
-
 def draw_latents(cfg, noise_resolutions, global_batch, step):
-    """`step_lib.draw_latents` with JAX's numbers: the dict
-    `step(..., latents=...)` accepts."""
-    rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
+    """`step_lib.draw_latents` as arrays: the dict `step(..., latents=...)`
+    accepts (the step's own numbers, on either backend)."""
+    rng = step_lib.StepRandom(cfg.seed, step)
     return step_lib.draw_latents(cfg, rng, noise_resolutions, global_batch)
 
 
@@ -423,7 +410,7 @@ def make_train_step(state, cfg, strategy, resolution=None):
 
     def train_step(s, reals_u8, step, alpha, latents, with_reg):
         compiled.traces += 1
-        rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
+        rng = step_lib.StepRandom(cfg.seed, step)
         if latents is None:
             latents = step_lib.draw_latents(cfg, rng, noise_res, batch)
         lat = jax.tree_util.tree_map(shard, latents)
