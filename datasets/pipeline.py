@@ -5,12 +5,11 @@ Training reads the full-resolution file only and builds the pyramid itself
 Images stay uint8 here; `to_float` maps them to [-1, 1] where training wants.
 """
 
-import mmap
-
 import numpy as np
 import tensorflow as tf
 
 from datasets import tfrecords
+from datasets.stream import Records, Stream
 from dnnlib.util import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -52,79 +51,6 @@ def _mirror_batch(imgs, flip):
     return tf.dynamic_stitch(index, [keep, turn])
 
 
-class Stream:
-    """The one image order: record indices and flips, from the seed alone.
-
-    The stream is the concatenation of epochs, each a permutation of all
-    records drawn from `(seed, epoch)` (the identity without shuffling);
-    global batch b holds stream positions [b * B, (b + 1) * B), and its
-    flips are coins from `(seed, b, 1)`. This is also the JAX backend's
-    `BatchStream` order, so both backends see the same images.
-
-    Why the global batch is defined first: a worker then takes its rows
-    of every global batch (`rows(b, lo, hi)`), so the workers' slices are
-    disjoint, their union is the stream (within an epoch every image is
-    read once, by one worker), and a step sees the same images in the same
-    rows however the batch is split: one device, two replicas in one
-    process and two workers of one replica each train alike. Each batch is
-    found in O(1), so a resumed run continues with the batches it would
-    have seen.
-    """
-
-    def __init__(self, num_images, batch, seed, shuffle=True, mirror=False):
-        self.n, self.batch, self.seed = int(num_images), int(batch), seed
-        self.shuffle, self.mirror = shuffle, mirror
-        self._perm = {}
-
-    def permutation(self, epoch):
-        if not self.shuffle:
-            return np.arange(self.n)
-        perm = self._perm.get(epoch)
-        if perm is None:
-            # Keep two epochs (a batch may straddle them); replace the
-            # dict whole, as tf.data may call from several threads.
-            perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            keep = {e: p for e, p in self._perm.items() if e == epoch - 1}
-            self._perm = {**keep, epoch: perm}
-        return perm
-
-    def rows(self, b, lo, hi):
-        """Record indices [hi - lo] and flips of rows [lo, hi) of batch b."""
-        pos = np.arange(b * self.batch + lo, b * self.batch + hi)
-        epochs = pos // self.n
-        index = np.empty(len(pos), np.int64)
-        for e in np.unique(epochs):
-            at = epochs == e
-            index[at] = self.permutation(int(e))[pos[at] % self.n]
-        flip = np.zeros(len(pos), bool)
-        if self.mirror:
-            coins = np.random.default_rng([self.seed, b, 1]).random(self.batch)
-            flip = coins[lo:hi] < 0.5
-        return index, flip
-
-
-class _Records:
-    """Random access to one TFRecords file's checked payloads (mmap)."""
-
-    def __init__(self, path):
-        self.path = path
-        with open(path, "rb") as f:
-            self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        # The framing is checked here, each payload's checksum as read.
-        self.offsets = tfrecords.record_offsets(self.buf, path)
-
-    def read(self, index):
-        return np.array(
-            [
-                tfrecords.checked_payload(
-                    self.buf, *self.offsets[i], self.path, int(i)
-                )
-                for i in index
-            ],
-            dtype=object,
-        )
-
-
 def make_dataset(
     data,
     global_batch,
@@ -139,10 +65,10 @@ def make_dataset(
 ):
     """A dataset of full-resolution uint8 [N, H, W, C] batches.
 
-    The images follow `Stream`'s order. With a strategy, each worker
-    (input pipeline) reads only its own rows of every global batch: the
-    records at those stream positions, by random access, and nothing
-    else (`distribute_datasets_from_function`).
+    The images follow `datasets.stream.Stream`'s order, the JAX backend's
+    too. With a strategy, each worker (input pipeline) reads only its own
+    rows of every global batch: the records at those stream positions, by
+    random access, and nothing else (`distribute_datasets_from_function`).
 
     Args:
         data: a dataset directory or the DatasetInfo of one.
@@ -180,7 +106,7 @@ def make_dataset(
         )
     if with_labels and not info.label_dim:
         raise UserError(f"dataset '{info.path}' has no labels")
-    records = _Records(info.files[info.resolution])
+    records = Records(info.files[info.resolution])
     labels = info.load_labels()[: info.num_images] if with_labels else None
     stream = Stream(info.num_images, global_batch, seed, shuffle, mirror)
     stop = None if repeat else info.num_images // global_batch

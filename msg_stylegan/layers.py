@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from msg_stylegan import ops as msg_ops
+from msg_stylegan.initializers import HostRandom
 from msg_stylegan.spectral_norm import SpectralNorm
 
 SQRT2 = math.sqrt(2.0)
@@ -62,9 +63,7 @@ class EqualizedDense(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(fan_in, self.units),
-            initializer=keras.initializers.RandomNormal(
-                stddev=1.0 / self.lr_multiplier
-            ),
+            initializer=HostRandom(stddev=1.0 / self.lr_multiplier),
         )
         if self.use_bias:
             self.bias = self.add_weight(
@@ -144,9 +143,7 @@ class EqualizedConv2D(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(k, k, c, self.filters),
-            initializer=keras.initializers.RandomNormal(
-                stddev=1.0 / self.lr_multiplier
-            ),
+            initializer=HostRandom(stddev=1.0 / self.lr_multiplier),
         )
         if self.use_bias:
             self.bias = self.add_weight(
@@ -213,7 +210,7 @@ class NoiseInput(keras.layers.Layer):
         self.const = self.add_weight(
             name="const",
             shape=(1, self.res, self.res, 1),
-            initializer=keras.initializers.RandomNormal(stddev=1.0),
+            initializer=HostRandom(stddev=1.0),
             trainable=False,
         )
 
@@ -313,9 +310,7 @@ def check_convolution(convolution):
 def he_normal(gain):
     """N(0, gain^2 / fan_in): a plain layer's init equal to the run-time
     weights of an equalized layer with that gain (untruncated, as theirs)."""
-    return keras.initializers.VarianceScaling(
-        scale=gain**2, mode="fan_in", distribution="untruncated_normal"
-    )
+    return HostRandom("he_normal", gain=gain)
 
 
 def _keras_activation(activation):
@@ -331,7 +326,7 @@ def _keras_layer(convolution, cls, name, dtype, gain, activation, **kwargs):
     spectral (glorot-uniform, under a SpectralNorm named `name`)."""
     activation = _keras_activation(activation)
     if convolution == "plain":
-        init = he_normal(gain)  # made only here: it draws a default seed
+        init = he_normal(gain)
         return cls(
             activation=activation,
             kernel_initializer=init,
@@ -340,7 +335,13 @@ def _keras_layer(convolution, cls, name, dtype, gain, activation, **kwargs):
             **kwargs,
         )
     inner = "conv" if cls is keras.layers.Conv2D else "dense"
-    layer = cls(activation=activation, name=inner, dtype=dtype, **kwargs)
+    layer = cls(
+        activation=activation,
+        kernel_initializer=HostRandom("glorot_uniform"),
+        name=inner,
+        dtype=dtype,
+        **kwargs,
+    )
     return SpectralNorm(layer, name=name, dtype=dtype)
 
 

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from msg_stylegan.initializers import HostRandom
+
 
 def _l2_normalize(x):
     return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x)), 1e-12))
@@ -53,7 +55,7 @@ class SpectralNorm(keras.layers.SpectralNormalization):
         # cross-replica sync there); all compute the same u from the same W.
         with keras.name_scope(self.name, caller=self):
             self.vector_u = keras.Variable(
-                keras.initializers.TruncatedNormal(stddev=0.02),
+                HostRandom("truncated_normal", stddev=0.02),
                 shape=(1, self.kernel_shape[-1]),
                 dtype=self.kernel.dtype,
                 trainable=False,

@@ -84,6 +84,22 @@ class LossScale:
             return None
         return float(ops.convert_to_numpy(self.opt.dynamic_scale))
 
+    def growth_count(self):
+        """Applied steps in a row since the scale last changed (None
+        without fp16): at `GROWTH_STEPS` the scale doubles."""
+        if not self.active:
+            return None
+        return int(ops.convert_to_numpy(self.opt.step_counter))
+
+    def assign(self, scale, growth_count=None):
+        """Set the scale (and the growth count), as a test or a tool that
+        starts from a chosen scale does; an error without fp16."""
+        if not self.active:
+            raise ValueError("only an fp16 optimizer has a loss scale")
+        self.opt.dynamic_scale.assign(float(scale))
+        if growth_count is not None:
+            self.opt.step_counter.assign(int(growth_count))
+
     def advance(self, applied):
         """The scale after a step, assigned to the optimizer's variables:
         halved on overflow (the step was skipped), doubled after

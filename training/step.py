@@ -12,8 +12,8 @@ Everything here is `keras.ops` and plain Python. The backend modules
 (`training/backends/{tensorflow,jax}.py`) supply only the mechanics: how
 to call the networks with given variables, how to differentiate, apply the
 optimizers, distribute and compile; they pass those in as small objects
-(a `StepRandom`'s primitives, a D caller with `logits`, `input_grads` and
-`real_logits_and_grads`).
+(a D caller with `logits`, `input_grads` and `real_logits_and_grads`).
+The draws are the same numbers on both backends (`training/rng.py`).
 """
 
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from msg_stylegan import ops as msg_ops
 from msg_stylegan import progressive as prog
 from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
-from training import precision
+from training import precision, rng
 from training.ema import w_avg_update
 
 # Seed purposes: each random draw of a step has its own stream, so adding
@@ -108,24 +108,22 @@ class StepRandom:
     Every draw is a function of (seed, purpose, step) and, for a list of
     draws, an index: never of what was drawn before, so a resumed run draws
     what the straight run drew, and a step on one device or many draws the
-    same global batch. The backend supplies the stateless primitives as
-    `prims`: `key(seed, purpose)`, `fold_in(key, n)`, `normal(key, shape)`
-    and `uniform(key, shape)` (uniform in [0, 1)); the two backends' keys
-    and so their numbers differ.
+    same global batch. The numbers come from `training/rng.py`, written in
+    `keras.ops`, so both backends draw the same ones for a seed.
     """
 
-    def __init__(self, prims, seed, step):
-        self.prims, self.seed, self.step = prims, seed, step
+    def __init__(self, seed, step):
+        self.seed, self.step = seed, step
 
     def key(self, purpose, index=None):
-        key = self.prims.fold_in(self.prims.key(self.seed, purpose), self.step)
-        return key if index is None else self.prims.fold_in(key, index)
+        key = rng.fold_in(rng.key(self.seed, purpose), self.step)
+        return key if index is None else rng.fold_in(key, index)
 
     def normal(self, purpose, shape, index=None):
-        return self.prims.normal(self.key(purpose, index), shape)
+        return rng.normal(self.key(purpose, index), shape)
 
     def uniform(self, purpose, shape, index=None):
-        return self.prims.uniform(self.key(purpose, index), shape)
+        return rng.uniform(self.key(purpose, index), shape)
 
 
 def noise_resolutions(G, cfg, resolution=None):

@@ -40,25 +40,25 @@ reals = training_loop.load_images(cfg.data, cfg.batch)
 step, _ = backend.make_train_step(state, cfg, strategy)
 out = {"dtype": str(state.D.compute_dtype)}
 
-opts = (state.G_opt, state.D_opt)
+loss_scales = [precision.LossScale(o) for o in (state.G_opt, state.D_opt)]
 
 def scales():
-    return [float(np.asarray(o.dynamic_scale.value)) for o in opts]
+    return [ls.value() for ls in loss_scales]
 
 def counters():
-    return [int(np.asarray(o.step_counter.value)) for o in opts]
+    return [ls.growth_count() for ls in loss_scales]
 
 def kernel():
     return np.asarray(state.D.trainable_variables[0].value).copy()
 
 # StyleGAN's G at initialisation overflows fp16 above a scale of about 1
 # (the 4x4 constant has zero variance); the loop's default finds that.
-for opt in (state.G_opt, state.D_opt):
-    opt.dynamic_scale.assign(1.0)
+for ls in loss_scales:
+    ls.assign(1.0)
 stats = [step(reals, i) for i in range(2)]
 out["normal"] = dict(stats=stats[-1], scales=scales(), counters=counters())
-for opt in (state.G_opt, state.D_opt):
-    opt.dynamic_scale.assign(2.0**100)
+for ls in loss_scales:
+    ls.assign(2.0**100)
 before, iters = kernel(), int(np.asarray(state.D_opt.iterations.value))
 s = step(reals, 2)
 out["overflow"] = dict(
@@ -67,9 +67,8 @@ out["overflow"] = dict(
     unchanged=bool(np.array_equal(before, kernel())),
     iterations=[iters, int(np.asarray(state.D_opt.iterations.value))],
 )
-for opt in (state.G_opt, state.D_opt):
-    opt.dynamic_scale.assign(1.0)
-    opt.step_counter.assign(precision.GROWTH_STEPS - 1)
+for ls in loss_scales:
+    ls.assign(1.0, growth_count=precision.GROWTH_STEPS - 1)
 s = step(reals, 3)
 out["growth"] = dict(
     skipped=[s["Progress/skipped_G"], s["Progress/skipped_D"]],
@@ -123,7 +122,7 @@ def test_fp16_scale_is_in_snapshots_and_survives_a_reset(synthetic8):
     strategy = tf_backend.make_strategy(devices=["/cpu:0"])
     state = tf_backend.build_state(cfg, strategy)
     assert precision.is_scaled(state.D_opt)
-    state.D_opt.dynamic_scale.assign(2.0**9)
+    precision.LossScale(state.D_opt).assign(2.0**9)
     data = training_loop.snapshot_data(state, cfg, 0, 0)
     assert data["D_opt"]["D_opt_loss_scale/dynamic_scale"] == 2.0**9
     # Adam's own paths do not change with the precision.
@@ -134,7 +133,7 @@ def test_fp16_scale_is_in_snapshots_and_survives_a_reset(synthetic8):
     assert adam_paths < set(data["D_opt"])
     other = tf_backend.build_state(cfg, strategy)
     snapshot.set_optimizer_state(other.D_opt, data["D_opt"], "D_opt")
-    assert float(other.D_opt.dynamic_scale.numpy()) == 2.0**9
+    assert precision.LossScale(other.D_opt).value() == 2.0**9
     # Resuming at another precision: fp16 -> fp32 drops the scale, fp32 ->
     # fp16 starts it afresh; Adam's state moves either way.
     snapshot.set_optimizer_state(plain.D_opt, data["D_opt"], "D_opt")
@@ -142,12 +141,12 @@ def test_fp16_scale_is_in_snapshots_and_survives_a_reset(synthetic8):
     snapshot.set_optimizer_state(
         fresh.D_opt, snapshot.optimizer_state(plain.D_opt), "D_opt"
     )
-    assert float(fresh.D_opt.dynamic_scale.numpy()) == precision.INITIAL_SCALE
+    assert precision.LossScale(fresh.D_opt).value() == precision.INITIAL_SCALE
     # A progressive reset zeroes Adam, not the loss scale.
-    state.D_opt.inner_optimizer.iterations.assign(5)
+    precision.inner(state.D_opt).iterations.assign(5)
     schedule.reset_optimizer(state.D_opt)
     assert int(state.D_opt.iterations.numpy()) == 0
-    assert float(state.D_opt.dynamic_scale.numpy()) == 2.0**9
+    assert precision.LossScale(state.D_opt).value() == 2.0**9
     assert networks.count_params(state.D) == networks.count_params(plain.D)
 
 

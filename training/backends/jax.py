@@ -16,18 +16,17 @@ for G's mapping and synthesis separately), gradients come from
 - A non-finite D or G update is skipped (weights and optimizer state keep
   their old values, `jnp.where` over the whole state) and counted.
 - Latents, noise and WGAN-GP epsilons are drawn for the whole global batch
-  from `jax.random` keys folded from (seed, purpose, step); with several
-  devices the batch axis is sharded over a one-axis mesh, so every device
-  computes its slice of the same global draw. The draws differ from TF's
-  stateless RNG; `step(..., latents=...)` injects them to compare backends.
+  from (seed, purpose, step) by `training/rng.py`, the same numbers as on
+  TF; with several devices the batch axis is sharded over a one-axis mesh,
+  so every device computes its slice of the same global draw.
 
 Per-device differences: relativistic losses take their batch means over
 the device's slice on TF (per replica) but over the global batch here.
 
 The data stream (`make_batches`) reads the TFRecords with the pure-Python
 reader in `datasets/tfrecords.py`, so this module never imports
-TensorFlow; it is seeded and resumable but not the same image order as
-tf.data's shuffle buffer.
+TensorFlow; its order is `datasets/stream.py`'s, the one tf.data reads on
+TensorFlow, so for a seed both backends see the same images.
 
 Several processes (`connect`, `jax.distributed`; one per host, or under
 SLURM one per GPU): the mesh holds every process's devices, process-major;
@@ -38,11 +37,9 @@ snapshots are local work.
 """
 
 import json
-import mmap
 import queue
 import signal
 import threading
-from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -180,21 +177,10 @@ def build_state(cfg, strategy):
         return step_lib.new_state(cfg)
 
 
-# jax.random for `step_lib.StepRandom`: a key is a PRNGKey.
-_RANDOM = SimpleNamespace(
-    key=lambda seed, purpose: jax.random.fold_in(
-        jax.random.PRNGKey(seed), purpose
-    ),
-    fold_in=jax.random.fold_in,
-    normal=jax.random.normal,
-    uniform=jax.random.uniform,
-)
-
-
 def draw_latents(cfg, noise_resolutions, global_batch, step):
-    """`step_lib.draw_latents` with JAX's numbers: the dict
-    `step(..., latents=...)` accepts."""
-    rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
+    """`step_lib.draw_latents` as arrays: the dict `step(..., latents=...)`
+    accepts (the step's own numbers, on either backend)."""
+    rng = step_lib.StepRandom(cfg.seed, step)
     return step_lib.draw_latents(cfg, rng, noise_resolutions, global_batch)
 
 
@@ -424,7 +410,7 @@ def make_train_step(state, cfg, strategy, resolution=None):
 
     def train_step(s, reals_u8, step, alpha, latents, with_reg):
         compiled.traces += 1
-        rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
+        rng = step_lib.StepRandom(cfg.seed, step)
         if latents is None:
             latents = step_lib.draw_latents(cfg, rng, noise_res, batch)
         lat = jax.tree_util.tree_map(shard, latents)
@@ -508,12 +494,11 @@ def _put_batch(strategy, reals, global_batch):
 class BatchStream:
     """Seeded uint8 [B, H, W, C] batches of the full-resolution records.
 
-    The stream is the concatenation of epochs, each a permutation of all
-    records from `(seed, epoch)`; batch b holds stream images
-    [b * B, (b + 1) * B), so `skip_batches` jumps there in O(1) and a
-    resumed run sees the batches it would have. Mirroring flips each image
-    with probability 1/2 from `(seed, b)`. A background thread keeps a few
-    batches ready. (tf.data's shuffle buffer gives a different order.)
+    The order and flips are `datasets.stream.Stream`'s, the ones tf.data
+    reads on TensorFlow, so both backends see the same images in the same
+    rows for a seed; `skip_batches` jumps to a batch in O(1), so a resumed
+    run sees the batches it would have. A background thread keeps a few
+    batches ready.
 
     rows: (start, stop), the part of every global batch this process
     reads (its devices' rows); the global order and flips are drawn first,
@@ -523,49 +508,22 @@ class BatchStream:
     def __init__(
         self, info, batch, mirror, seed, skip_batches=0, ahead=4, rows=None
     ):
-        from datasets import tfrecords
+        from datasets.stream import Records, Stream
 
-        self.tfrecords = tfrecords
-        self.path = info.files[info.resolution]
-        with open(self.path, "rb") as f:
-            self.buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        # The framing is checked here, each payload's checksum as it is read.
-        self.offsets = tfrecords.record_offsets(self.buf, self.path)
-        self.batch, self.mirror, self.seed = batch, mirror, seed
+        self.records = Records(info.files[info.resolution])
+        self.stream = Stream(len(self.records), batch, seed, mirror=mirror)
         self.rows = rows or (0, batch)
         self.next_batch = skip_batches
-        self._perm = {}
         self._queue = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fill, daemon=True)
         self._thread.start()
 
-    def _permutation(self, epoch):
-        if epoch not in self._perm:
-            self._perm = {
-                epoch: np.random.default_rng([self.seed, epoch]).permutation(
-                    len(self.offsets)
-                )
-            }
-        return self._perm[epoch]
-
     def make(self, b):
         """Batch number `b` of the stream (deterministic)."""
-        n = len(self.offsets)
-        first, last = self.rows
-        imgs = []
-        for i in range(b * self.batch + first, b * self.batch + last):
-            index = self._permutation(i // n)[i % n]
-            offset, length = self.offsets[index]
-            payload = self.tfrecords.checked_payload(
-                self.buf, offset, length, self.path, index
-            )
-            imgs.append(self.tfrecords.decode_record(payload, self.path))
-        imgs = np.stack(imgs)
-        if self.mirror:
-            flip = np.random.default_rng([self.seed, b, 1]).random(self.batch)
-            flip = flip[first:last]
-            imgs[flip < 0.5] = imgs[flip < 0.5, :, ::-1]
+        index, flip = self.stream.rows(b, *self.rows)
+        imgs = self.records.images(index)
+        imgs[flip] = imgs[flip, :, ::-1]  # [NHWC] left-right
         return imgs
 
     def _fill(self):

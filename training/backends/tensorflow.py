@@ -6,9 +6,10 @@ context, only when they are finite everywhere (a non-finite update is
 skipped and counted, never applied). Losses are sums over the replica's
 samples divided by the GLOBAL batch.
 
-Latents and noise are drawn for the whole global batch from stateless seeds
-`(seed, step, purpose)` and each replica takes its slice, so a step gives the
-same result on one device or many, and a resumed run continues exactly.
+Latents and noise are drawn for the whole global batch from `(seed, step,
+purpose)` (`training/rng.py`, the JAX backend's numbers too) and each
+replica takes its slice, so a step gives the same result on one device or
+many, and a resumed run continues exactly.
 """
 
 import contextlib
@@ -18,7 +19,6 @@ import os
 import re
 import signal
 import threading
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -157,17 +157,6 @@ def build_state(cfg, strategy):
         return step_lib.new_state(cfg)
 
 
-# TF's stateless RNG for `step_lib.StepRandom`: a key is an integer pair.
-# `fold_in` keeps the dtype of what it folds in, which changes the numbers:
-# the step is an int64 tensor, a list index a Python int (int32).
-_RANDOM = SimpleNamespace(
-    key=lambda seed, purpose: tf.cast(tf.stack([seed, purpose]), tf.int64),
-    fold_in=tf.random.experimental.stateless_fold_in,
-    normal=lambda key, shape: tf.random.stateless_normal(shape, key),
-    uniform=lambda key, shape: tf.random.stateless_uniform(shape, key),
-)
-
-
 def _slice(x, replica, n):
     """Rows [replica * n, (replica + 1) * n) with a static batch size."""
     return tf.ensure_shape(
@@ -225,7 +214,7 @@ class _TapeD:
 
 def make_batches(info, cfg, strategy, skip_batches=0, seed=None):
     """An iterator of per-replica uint8 batches of the global batch, each
-    worker reading only its own rows (`datasets.pipeline.Stream`).
+    worker reading only its own rows (`datasets.stream.Stream`).
 
     seed: the stream's seed (default `cfg.seed`).
     """
@@ -338,7 +327,7 @@ def _replica_draws(
     """This replica's rows of the global batch's draws (or of the injected
     `latents`) and its style mixing (`mix_purpose`)."""
     n, batch = reals_u8.shape[0], cfg.batch
-    rng = step_lib.StepRandom(_RANDOM, cfg.seed, step)
+    rng = step_lib.StepRandom(cfg.seed, step)
     if latents is None:
         latents = step_lib.draw_latents(cfg, rng, noise_res, batch)
     mine = tf.nest.map_structure(lambda x: _slice(x, replica, n), latents)
