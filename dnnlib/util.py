@@ -19,17 +19,22 @@ def run_cli(main, argv=None):
     A UserError exits 2. So does an OSError that reached here (a file that
     cannot be read or written: disk full, permissions), named with its path.
     Ctrl-C outside a training loop (which handles it itself) exits 130.
+    A message quoting a library's multi-line text (pickle's errors have
+    newlines) is folded onto the one line.
     """
     prog = os.path.basename(sys.argv[0]) or "msg-stylegan"
+
+    def fail(message):
+        print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+
     try:
         return main(argv)
     except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(e))
     except OSError as e:
-        where = f" '{e.filename}'" if e.filename else ""
-        print(f"{prog}: error:{where} {e.strerror or e}", file=sys.stderr)
-        sys.exit(2)
+        where = f"'{e.filename}' " if e.filename else ""
+        fail(f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -92,7 +92,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, data, monkeypatch):
         ok + ["--outdir", str(blocker / "runs")], capsys, "cannot create outdir"
     )
     corrupt = tmp_path / "corrupt.pkl"
-    corrupt.write_bytes(os.urandom(100))
+    # Fixed bytes: pickle's error for a persistent id spans two lines.
+    corrupt.write_bytes(b"P0\n.")
     _fails(ok + [f"--resume={corrupt}"], capsys, "corrupt")
     _fails(ok + [f"--resume={tmp_path}/missing.pkl"], capsys, "does not exist")
     _fails(

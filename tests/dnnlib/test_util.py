@@ -89,6 +89,19 @@ def test_run_cli_turns_user_error_into_exit_2(capsys):
     assert "error: bad thing happened" in capsys.readouterr().err
 
 
+def test_run_cli_folds_a_multi_line_message_onto_one_line(capsys):
+    def main(argv):
+        raise util.UserError(
+            "file is corrupt (pickle said:\n  no persistent_load)"
+        )
+
+    with pytest.raises(SystemExit):
+        util.run_cli(main, [])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "(pickle said: no persistent_load)" in err
+
+
 def test_parse_range_refuses_absurd_counts():
     assert len(util.parse_range("0-99999")) == 100_000
     with pytest.raises(util.UserError, match="at most 100,000"):

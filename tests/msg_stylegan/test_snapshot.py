@@ -55,9 +55,11 @@ def test_corrupt_and_foreign_files(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         snapshot.load(tmp_path / "missing.pkl")
     bad = tmp_path / "bad.pkl"
-    bad.write_bytes(os.urandom(64))
-    with pytest.raises(UserError, match="corrupt or not a snapshot"):
-        snapshot.load(bad)
+    noise = np.random.default_rng(0).integers(0, 256, 64, np.uint8).tobytes()
+    for junk in (noise, b"P0\n.", b"\x80\x05garbage"):
+        bad.write_bytes(junk)
+        with pytest.raises(UserError, match="corrupt or not a snapshot"):
+            snapshot.load(bad)
     good = tmp_path / "good.pkl"
     snapshot.save(good, _data())
     truncated = tmp_path / "truncated.pkl"
