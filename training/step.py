@@ -292,6 +292,37 @@ def updated_gs(g_values, gs_values, beta):
     return [g + (gs - g) * beta for g, gs in zip(g_values, gs_values)]
 
 
+class FollowG:
+    """What follows G's update, as new values: nothing is assigned, so
+    the TensorFlow step assigns what comes back and the JAX step returns it
+    as its new state.
+
+    After the G update, w_avg moves (`updated_w_avg`); Gs copies G's
+    floating non-trainable state (w_avg, lod; not integer counters); Gs's
+    weights move towards G's (`updated_gs`, decay `gs_beta`).
+    """
+
+    def __init__(self, G, gs_beta):
+        variables = G.non_trainable_variables
+        paths = [v.path for v in variables]
+        self.w_at = None if G.w_avg is None else paths.index(G.w_avg.path)
+        self.w_avg_beta = G.w_avg_beta
+        self.copied = float_state_indices(variables)
+        self.gs_beta = gs_beta
+
+    def __call__(self, g_tv, g_ntv, gs_tv, gs_ntv, w_mean, g_applied):
+        """Returns (g_ntv, gs_ntv, gs_tv) as new lists; an entry that did
+        not change is the object passed in."""
+        g_ntv, gs_ntv = list(g_ntv), list(gs_ntv)
+        if self.w_at is not None:
+            g_ntv[self.w_at] = updated_w_avg(
+                g_ntv[self.w_at], w_mean, self.w_avg_beta, g_applied
+            )
+        for i in self.copied:
+            gs_ntv[i] = g_ntv[i]
+        return g_ntv, gs_ntv, updated_gs(g_tv, gs_tv, self.gs_beta)
+
+
 def float_state_indices(variables):
     """Which of G's non-trainable variables Gs copies after each step: the
     floating ones (w_avg, lod), not integer counters."""

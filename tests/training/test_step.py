@@ -211,6 +211,38 @@ def test_skip_rule_and_updates_after_g():
     np.testing.assert_allclose(gs[0], [0.75, 0.75])
 
 
+def test_follow_g_returns_new_values_and_passes_the_rest_through():
+    state = step_lib.new_state(tiny_config(8))
+    G, Gs = state.G, state.Gs
+    for v in Gs.trainable_variables:
+        v.assign(v + 1.0)
+    follow = step_lib.FollowG(G, 0.75)
+    g_ntv, gs_ntv = G.non_trainable_variables, Gs.non_trainable_variables
+    g_tv, gs_tv = G.trainable_variables, Gs.trainable_variables
+    w_mean = ops.ones_like(G.w_avg)
+    new_g_ntv, new_gs_ntv, new_gs_tv = follow(
+        g_tv, g_ntv, gs_tv, gs_ntv, w_mean, ops.convert_to_tensor(True)
+    )
+    w_at = follow.w_at
+    assert g_ntv[w_at] is G.w_avg
+    moved = (1 - G.w_avg_beta) * 1.0
+    np.testing.assert_allclose(new_g_ntv[w_at], moved, rtol=1e-6)
+    # Only w_avg is new among G's; Gs copies G's floating state (w_avg,
+    # noise buffers) and keeps its own integer counters.
+    assert [i for i, v in enumerate(new_g_ntv) if v is not g_ntv[i]] == [w_at]
+    assert len(follow.copied) >= 2 and w_at in follow.copied
+    for i, v in enumerate(new_gs_ntv):
+        assert v is (new_g_ntv[i] if i in follow.copied else gs_ntv[i])
+    for g, gs, new in zip(g_tv, gs_tv, new_gs_tv):
+        want = np.asarray(g) + (np.asarray(gs) - np.asarray(g)) * 0.75
+        np.testing.assert_allclose(new, want, rtol=1e-6, atol=1e-7)
+    # A skipped G update leaves w_avg where it was.
+    kept = follow(
+        g_tv, g_ntv, gs_tv, gs_ntv, w_mean, ops.convert_to_tensor(False)
+    )
+    np.testing.assert_array_equal(kept[0][w_at], np.asarray(G.w_avg))
+
+
 def test_loss_scale_interface_and_rule():
     plain = precision.LossScale(keras.optimizers.Adam())
     assert not plain.active and plain.read([]) is None

@@ -367,11 +367,8 @@ def make_train_step(state, cfg, strategy, resolution=None):
     G, D, G_opt, D_opt = state.G, state.D, state.G_opt, state.D_opt
     loss = loss_lib.get_loss(cfg.loss)
     batch, res, k = cfg.batch, resolution, D.num_inputs
-    beta = gs_beta(cfg, batch)
+    follow_g = step_lib.FollowG(G, gs_beta(cfg, batch))
     noise_res = step_lib.noise_resolutions(G, cfg, res)
-    g_ntv_paths = [v.path for v in G.non_trainable_variables]
-    w_at = None if G.w_avg is None else g_ntv_paths.index(G.w_avg.path)
-    fixed = step_lib.float_state_indices(G.non_trainable_variables)
     d_scale, g_scale = precision.LossScale(D_opt), precision.LossScale(G_opt)
     variables = _Vars(state)
     several = strategy.num_replicas_in_sync > 1
@@ -403,7 +400,7 @@ def make_train_step(state, cfg, strategy, resolution=None):
             return D.stateless_call(s["d_tv"], s["d_ntv"], imgs, **gk)[0]
 
         total, stats, w_mean = step_lib.g_objective(
-            loss, batch, fakes, ws, d_logits, reals, k, w_at is not None
+            loss, batch, fakes, ws, d_logits, reals, k, G.w_avg is not None
         )
         scaled = precision.scaled(total, g_scale.read(s["g_opt"]))
         return scaled, (stats, w_mean)
@@ -442,16 +439,9 @@ def make_train_step(state, cfg, strategy, resolution=None):
         s["g_tv"], s["g_opt"] = _update(
             G_opt, g_scale, g_ok, g_grads, s["g_tv"], s["g_opt"]
         )
-        g_ntv = list(s["g_ntv"])
-        if w_at is not None:
-            g_ntv[w_at] = step_lib.updated_w_avg(
-                g_ntv[w_at], w_mean, G.w_avg_beta, g_ok
-            )
-        gs_ntv = list(s["gs_ntv"])
-        for i in fixed:
-            gs_ntv[i] = g_ntv[i]
-        s["g_ntv"], s["gs_ntv"] = g_ntv, gs_ntv
-        s["gs_tv"] = step_lib.updated_gs(s["g_tv"], s["gs_tv"], beta)
+        s["g_ntv"], s["gs_ntv"], s["gs_tv"] = follow_g(
+            s["g_tv"], s["g_ntv"], s["gs_tv"], s["gs_ntv"], w_mean, g_ok
+        )
         return s, {**d_stats, **g_stats, **step_lib.skip_stats(d_ok, g_ok)}
 
     # No buffer donation: G and Gs may share arrays after copy_weights.

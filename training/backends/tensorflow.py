@@ -321,6 +321,14 @@ def _dense(grads, model):
     ]
 
 
+def _assign_changed(variables, values):
+    """Assign each value that is not its variable itself (`FollowG` passes
+    unchanged entries through)."""
+    for v, x in zip(variables, values):
+        if x is not v:
+            v.assign(x)
+
+
 def _replica_draws(
     cfg, G, noise_res, res, reals_u8, step, replica, latents, mix_purpose
 ):
@@ -388,8 +396,7 @@ def make_train_step(state, cfg, strategy, resolution=None):
     noise_res = step_lib.noise_resolutions(G, cfg, res)
     d_scale = precision.LossScale(state.D_opt)
     g_scale = precision.LossScale(state.G_opt)
-    beta = gs_beta(cfg, batch)
-    fixed = step_lib.float_state_indices(G.non_trainable_variables)
+    follow_g = step_lib.FollowG(G, gs_beta(cfg, batch))
     compiled = step_lib.Compiled()
     draws = functools.partial(_replica_draws, cfg, G, noise_res, res)
 
@@ -451,17 +458,17 @@ def make_train_step(state, cfg, strategy, resolution=None):
         d_ok = _apply(state.D_opt, d_scale, d_g, D.trainable_variables)
         g_g, g_stats, w_mean = _summed(strategy, replica_fns["g"], args)
         g_ok = _apply(state.G_opt, g_scale, g_g, G.trainable_variables)
-        if G.w_avg is not None:
-            G.w_avg.assign(
-                step_lib.updated_w_avg(G.w_avg, w_mean, G.w_avg_beta, g_ok)
-            )
-        new_gs = step_lib.updated_gs(
-            G.trainable_variables, Gs.trainable_variables, beta
+        g_ntv, gs_ntv = G.non_trainable_variables, Gs.non_trainable_variables
+        new = follow_g(
+            G.trainable_variables,
+            g_ntv,
+            Gs.trainable_variables,
+            gs_ntv,
+            w_mean,
+            g_ok,
         )
-        for v, x in zip(Gs.trainable_variables, new_gs):
-            v.assign(x)
-        for i in fixed:
-            Gs.non_trainable_variables[i].assign(G.non_trainable_variables[i])
+        for old, values in zip((g_ntv, gs_ntv, Gs.trainable_variables), new):
+            _assign_changed(old, values)
         return {**d_stats, **g_stats, **step_lib.skip_stats(d_ok, g_ok)}
 
     steps = {
