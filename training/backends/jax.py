@@ -36,6 +36,7 @@ replicated; the Keras variables keep this process's copy, so grids and
 snapshots are local work.
 """
 
+import functools
 import json
 import queue
 import signal
@@ -370,7 +371,6 @@ def make_train_step(state, cfg, strategy, resolution=None):
     follow_g = step_lib.FollowG(G, gs_beta(cfg, batch))
     noise_res = step_lib.noise_resolutions(G, cfg, res)
     d_scale, g_scale = precision.LossScale(D_opt), precision.LossScale(G_opt)
-    variables = _Vars(state)
     several = strategy.num_replicas_in_sync > 1
     compiled = step_lib.Compiled()
 
@@ -449,23 +449,38 @@ def make_train_step(state, cfg, strategy, resolution=None):
     jitted = jax.jit(
         train_step, static_argnums=(5,), out_shardings=strategy.replicated
     )
-
-    def step(reals, step_index, latents=None, alpha=0.0):
-        reals = _put_batch(strategy, np.asarray(reals), batch)
-        if latents is not None:
-            latents = _put_latents(strategy, latents)
-        values, compiled.moved = variables.placed(strategy.replicated)
-        scalars = (np.int32(step_index), np.float32(alpha))
-        if jax.process_count() == 1:
-            scalars = tuple(jnp.asarray(x) for x in scalars)
-        else:
-            scalars = tuple(_put(x, strategy.replicated) for x in scalars)
-        with_reg = bool(step_lib.regularizes(cfg, step_index))
-        values, stats = jitted(values, reals, *scalars, latents, with_reg)
-        variables.write(values)
-        return {key: float(v) for key, v in stats.items()}
-
+    step = functools.partial(
+        _call_step, cfg, strategy, jitted, _Vars(state), compiled
+    )
     return step, compiled
+
+
+def _call_step(
+    cfg,
+    strategy,
+    jitted,
+    variables,
+    compiled,
+    reals,
+    step_index,
+    latents=None,
+    alpha=0.0,
+):
+    """One step from the host: the batch and scalars placed on the mesh,
+    the state in and out of the Keras variables, statistics as floats."""
+    reals = _put_batch(strategy, np.asarray(reals), cfg.batch)
+    if latents is not None:
+        latents = _put_latents(strategy, latents)
+    values, compiled.moved = variables.placed(strategy.replicated)
+    scalars = (np.int32(step_index), np.float32(alpha))
+    if jax.process_count() == 1:
+        scalars = tuple(jnp.asarray(x) for x in scalars)
+    else:
+        scalars = tuple(_put(x, strategy.replicated) for x in scalars)
+    with_reg = bool(step_lib.regularizes(cfg, step_index))
+    values, stats = jitted(values, reals, *scalars, latents, with_reg)
+    variables.write(values)
+    return {key: float(v) for key, v in stats.items()}
 
 
 def _put_batch(strategy, reals, global_batch):

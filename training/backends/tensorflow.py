@@ -475,18 +475,20 @@ def make_train_step(state, cfg, strategy, resolution=None):
         reg: tf.function(functools.partial(train_step, reg))
         for reg in (True, False)
     }
+    return functools.partial(_call_step, cfg, steps), compiled
 
-    def step(reals, step_index, latents=None, alpha=0.0):
-        if latents is not None:
-            latents = tf.nest.map_structure(
-                lambda x: tf.constant(np.asarray(x, np.float32)), latents
-            )
-        fn = steps[step_lib.regularizes(cfg, step_index)]
-        index = tf.constant(step_index, tf.int64)
-        out = fn(reals, index, tf.constant(alpha, tf.float32), latents)
-        return {key: float(v) for key, v in out.items()}
 
-    return step, compiled
+def _call_step(cfg, steps, reals, step_index, latents=None, alpha=0.0):
+    """One step from the host: the regularising or plain compiled step,
+    its arguments as tensors, its statistics as floats."""
+    if latents is not None:
+        latents = tf.nest.map_structure(
+            lambda x: tf.constant(np.asarray(x, np.float32)), latents
+        )
+    fn = steps[step_lib.regularizes(cfg, step_index)]
+    index = tf.constant(step_index, tf.int64)
+    out = fn(reals, index, tf.constant(alpha, tf.float32), latents)
+    return {key: float(v) for key, v in out.items()}
 
 
 def list_gpus():
