@@ -122,6 +122,7 @@ if [ -n "${TINY:-}" ]; then
   DEADLINE_S=${DEADLINE_S_TINY:-3000} KIMG=2 SNAP_KIMG=1 TICK_KIMG=1
   FID_NUM=32 FID_BATCH=16 FID_S=900 COMPARE_S=400 CAP_data=300
   CAP_stats=900 MAX_IMAGES=128 CONFIGS="msg-stylegan-demo stylegan-noprog-demo"
+  DATA_RES=16  # the demo configs' size
   PRECISION=off  # XLA:CPU compiled the bf16 step for over 10 minutes here
 fi
 
@@ -182,6 +183,7 @@ else
   log "== data (limit ${limit}s)"
   sel=()
   [ -n "$MAX_IMAGES" ] && sel=(--max-images "$MAX_IMAGES" --shuffle)
+  [ -n "${DATA_RES:-}" ] && sel+=(--resolution "$DATA_RES" --transform center-crop)
   run_py data "$limit" -m datasets.dataset_tool create_from_images "$DATA" \
     "$INPUTS/cifar10_train.zip" "${sel[@]}" >>"$WORK/logs/data.log" 2>&1
   rc=$?

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """Synthetic datasets at 32 (the demo config's size) and at 16."""
+    """Synthetic datasets at 16 (the demo config's size) and at 32."""
     out = {}
     for res in (16, 32):
         path = tmp_path_factory.mktemp("d") / f"syn{res}"
@@ -81,13 +81,13 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, data, monkeypatch):
     _fails(demo, capsys, "--data")
     _fails(demo + [f"--data={tmp_path}/none"], capsys, "none")
     _fails(
-        demo + [f"--data={data[16]}"],
+        demo + [f"--data={data[32]}"],
         capsys,
-        "is 16x16 but config 'msg-stylegan-demo' trains at 32x32",
+        "is 32x32 but config 'msg-stylegan-demo' trains at 16x16",
     )
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    ok = demo + [f"--data={data[32]}"]
+    ok = demo + [f"--data={data[16]}"]
     _fails(
         ok + ["--outdir", str(blocker / "runs")], capsys, "cannot create outdir"
     )
@@ -112,7 +112,7 @@ def test_dry_run_prints_resolved_config(capsys, data):
     train.main(
         [
             "--config=msg-stylegan-demo",
-            f"--data={data[32]}",
+            f"--data={data[16]}",
             "--kimg=2",
             "--lr=0.001",
             "--mirror=1",
@@ -166,7 +166,7 @@ def _finish(proc):
 def test_signal_writes_a_snapshot_and_exits_cleanly(sig, when, tmp_path, data):
     import signal
 
-    proc = _start_training(tmp_path, data[32], "--kimg=100")
+    proc = _start_training(tmp_path, data[16], "--kimg=100")
     lines = []
     for line in proc.stdout:  # wait for a state, never for a time
         lines.append(line)
@@ -193,7 +193,7 @@ def test_a_failing_snapshot_write_is_one_line_and_keeps_earlier_ones(
 
     # A file-size limit between the log's size and a snapshot's: the first
     # run writes snapshots, the resumed one cannot.
-    first = _start_training(tmp_path / "a", data[32], "--kimg=0.016")
+    first = _start_training(tmp_path / "a", data[16], "--kimg=0.016")
     out = _finish(first)
     assert first.returncode == 0, out
     final = next((tmp_path / "a").glob("*/network-final.pkl"))
@@ -204,7 +204,7 @@ def test_a_failing_snapshot_write_is_one_line_and_keeps_earlier_ones(
 
     proc = _start_training(
         tmp_path / "b",
-        data[32],
+        data[16],
         "--kimg=0.032",
         f"--resume={final}",
         preexec_fn=small_files,

@@ -64,9 +64,9 @@ def test_summary_cli_bad_input(capsys):
 @pytest.mark.parametrize(
     "name, rows",
     [
-        ("msg-progan-demo", ["b4/dense", "b32/torgb", "b16/combine", "b4/fc"]),
-        ("progan-demo", ["b8/fromrgb", "b4/fromrgb", "b32/pool"]),
-        ("stylegan-demo", ["synthesis/b32/torgb", "b8/fromrgb", "b4/mbstd"]),
+        ("msg-progan-demo", ["b4/dense", "b16/torgb", "b8/combine", "b4/fc"]),
+        ("progan-demo", ["b8/fromrgb", "b4/fromrgb", "b16/pool"]),
+        ("stylegan-demo", ["synthesis/b16/torgb", "b8/fromrgb", "b4/mbstd"]),
     ],
 )
 def test_summary_cli_prints_every_architecture(name, rows, capsys):
@@ -74,7 +74,7 @@ def test_summary_cli_prints_every_architecture(name, rows, capsys):
     out = capsys.readouterr().out
     for row in rows:
         assert row in out, row
-    assert f"{name} at 32x32: G " in out
+    assert f"{name} at 16x16: G " in out
 
 
 def test_summary_cli_architecture_override(capsys):
@@ -82,7 +82,7 @@ def test_summary_cli_architecture_override(capsys):
         ["--config", "msg-stylegan-demo", "--architecture", "progan"]
     )
     # The ProGAN G at the demo's channels (the msg-progan-demo table's).
-    assert "G 278,636 parameters" in capsys.readouterr().out
+    assert "G 250,825 parameters" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
         networks._main(["--architecture", "nope"])
     assert e.value.code == 2

@@ -64,17 +64,17 @@ def test_jax_lists_its_gpus_and_refuses_multi_worker(monkeypatch, no_cluster):
 
 
 @pytest.fixture(scope="module")
-def data32(tmp_path_factory):
-    path = tmp_path_factory.mktemp("d") / "syn32"
+def data16(tmp_path_factory):
+    path = tmp_path_factory.mktemp("d") / "syn16"
     dataset_tool.main(
-        ["create_synthetic", str(path), "--resolution", "32"]
+        ["create_synthetic", str(path), "--resolution", "16"]
         + ["--num-images", "4"]
     )
     return str(path)
 
 
-def test_cli_gpus_errors_are_one_line(tmp_path, capsys, data32):
-    argv = ["--config=msg-stylegan-demo", f"--data={data32}", "--gpus=3"]
+def test_cli_gpus_errors_are_one_line(tmp_path, capsys, data16):
+    argv = ["--config=msg-stylegan-demo", f"--data={data16}", "--gpus=3"]
     with pytest.raises(SystemExit) as e:
         run_cli(train.main, argv + [f"--outdir={tmp_path}"])
     assert e.value.code == 2

@@ -215,13 +215,13 @@ def test_jax_snapshot_loads_and_resumes_on_tensorflow(both):
 def test_train_py_with_jax_backend(tmp_path):
     from datasets import dataset_tool
 
-    data = tmp_path / "syn32"
+    data = tmp_path / "syn16"
     dataset_tool.main(
         [
             "create_synthetic",
             str(data),
             "--resolution",
-            "32",
+            "16",
             "--num-images",
             "40",
         ]
@@ -252,5 +252,5 @@ def test_train_py_with_jax_backend(tmp_path):
     log = (run / "log.txt").read_text()
     assert "backend jax" in log and "tick 2" in log, log
     assert (run / "network-final.pkl").is_file()
-    assert (run / "32x32" / "fakes000000.png").is_file()
+    assert (run / "16x16" / "fakes000000.png").is_file()
     assert (run / "stats.jsonl").read_text().count("\n") == 2
