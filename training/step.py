@@ -306,7 +306,8 @@ class FollowG:
         variables = G.non_trainable_variables
         paths = [v.path for v in variables]
         self.w_at = None if G.w_avg is None else paths.index(G.w_avg.path)
-        self.w_avg_beta = G.w_avg_beta
+        # ProGAN generators have no w_avg, nor its decay.
+        self.w_avg_beta = getattr(G, "w_avg_beta", None)
         self.copied = float_state_indices(variables)
         self.gs_beta = gs_beta
 

@@ -243,6 +243,25 @@ def test_follow_g_returns_new_values_and_passes_the_rest_through():
     np.testing.assert_array_equal(kept[0][w_at], np.asarray(G.w_avg))
 
 
+def test_follow_g_without_w_avg():
+    """ProGAN generators have no w_avg: Gs still follows G."""
+    state = step_lib.new_state(tiny_config(8, architecture="progan"))
+    G, Gs = state.G, state.Gs
+    assert G.w_avg is None
+    follow = step_lib.FollowG(G, 0.5)
+    assert follow.w_at is None
+    g_ntv, gs_ntv, gs_tv = follow(
+        G.trainable_variables,
+        G.non_trainable_variables,
+        Gs.trainable_variables,
+        Gs.non_trainable_variables,
+        None,
+        ops.convert_to_tensor(True),
+    )
+    assert all(a is b for a, b in zip(g_ntv, G.non_trainable_variables))
+    assert len(gs_tv) == len(Gs.trainable_variables)
+
+
 def test_loss_scale_interface_and_rule():
     plain = precision.LossScale(keras.optimizers.Adam())
     assert not plain.active and plain.read([]) is None
