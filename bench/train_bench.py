@@ -25,6 +25,10 @@ achieved TFLOP/s = FLOPs per image * img/s / 1e12. Generation (Gs forward,
 const noise) and, with `--inception`, Inception feature extraction are
 timed the same way.
 
+`--root` times another checkout's code (e.g. the commit before a change)
+and `--turns` times one block per request on stdin: bench/ab_bench.py
+uses both to compare two checkouts side by side.
+
 Examples:
   python bench/train_bench.py --backend=jax --res=32 --channels=reduced
   python bench/train_bench.py --backend=tensorflow --res=32 --xla=on,off \
@@ -160,6 +164,18 @@ def build_parser():
         metavar="FILE",
         help="append each JSON line to FILE too (default: stdout only)",
     )
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        help="time the code of another checkout of this project, e.g. the "
+        "commit before a change (default: this one)",
+    )
+    p.add_argument(
+        "--turns",
+        action="store_true",
+        help="one case; after the warm-up, time one block per 'go' line on "
+        "stdin (bench/ab_bench.py drives it) (default: off)",
+    )
     return p
 
 
@@ -224,21 +240,52 @@ def step_flops(g_flops, d_flops, r1_interval=1):
     return d_step + g_step
 
 
-def _timed(fn, warmup, blocks, steps, max_seconds):
+def _block(fn, i, steps):
+    """Wall and process-CPU seconds per call of calls i .. i + steps - 1."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    for k in range(steps):
+        fn(i + k)
+    wall = time.perf_counter() - t0
+    return wall / steps, (time.process_time() - c0) / steps
+
+
+def _timed(fn, warmup, blocks, steps, max_seconds, turns=False):
     """Median seconds per call over timed blocks, after warm-up calls."""
     import statistics
 
     for i in range(warmup):
         fn(i)
+    if turns:
+        return _take_turns(fn, warmup, steps)
     times, start, i = [], time.perf_counter(), warmup
     for _ in range(blocks):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            fn(i)
-            i += 1
-        times.append((time.perf_counter() - t0) / steps)
+        times.append(_block(fn, i, steps)[0])
+        i += steps
         if time.perf_counter() - start > max_seconds:
             break
+    return statistics.median(times), len(times)
+
+
+def _take_turns(fn, i, steps):
+    """Time one block per "go" line on stdin, until "stop" or its end.
+
+    The protocol of bench/ab_bench.py, which alternates two checkouts'
+    workers: "ready" once compiled, then one JSON line per block.
+    """
+    import statistics
+
+    print(json.dumps({"turn": "ready"}), flush=True)
+    times = []
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        sec, cpu = _block(fn, i, steps)
+        i += steps
+        times.append(sec)
+        row = {"turn": "block", "sec_per_step": sec, "cpu_per_step": cpu}
+        print(json.dumps(row), flush=True)
+    if not times:
+        raise SystemExit("--turns: stdin ended before the first block")
     return statistics.median(times), len(times)
 
 
@@ -311,6 +358,7 @@ def run_case(args, backend, res, precision, xla):
         args.blocks,
         args.steps,
         args.max_seconds,
+        turns=args.turns,
     )
     total = time.perf_counter() - t0
     img_s = args.batch / sec
@@ -414,7 +462,21 @@ def time_inception(args, backend):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.turns and (
+        len(args.res) * len(args.precision) * len(args.xla) != 1
+        or args.generation
+        or args.inception
+    ):
+        parser.error("--turns times one case: one --res, --precision, --xla")
+    if args.root:
+        if not os.path.isfile(os.path.join(args.root, "config.py")):
+            parser.error(
+                f"--root {args.root!r} is not a checkout of this project"
+            )
+        # Ahead of this checkout: the other one's modules are imported.
+        sys.path.insert(0, os.path.abspath(args.root))
     name = {"tf": "tensorflow"}.get(args.backend, args.backend)
     if "keras" in sys.modules:
         import keras
