@@ -26,7 +26,7 @@ DEMO_METRICS ?= fid1k
 demo: install
 	@test -d $(DEMO_DATA) || $(BIN)/python -m datasets.dataset_tool \
 		create_synthetic $(DEMO_DATA) --resolution 16 --num-images 2000 \
-		--small-shapes 0
+		--small-shapes 0 --simple
 	$(BIN)/python -m msg_stylegan.networks --config=msg-stylegan-demo --summary
 	$(BIN)/python train.py --config=msg-stylegan-demo --data=$(DEMO_DATA) \
 		--outdir=$(DEMO_OUT) --metrics=$(DEMO_METRICS)

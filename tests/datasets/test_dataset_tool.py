@@ -219,6 +219,40 @@ def test_synthetic_without_small_shapes_keeps_the_rest(tmp_path):
         synthetic.make_images(4, 16, small_shapes=5)
 
 
+def _border_jump(imgs):
+    """Largest step between neighbouring pixels of the 2-pixel border."""
+    x = imgs.astype(np.int32)
+    rows = np.concatenate([x[:, :2], x[:, -2:]], axis=1)
+    cols = np.concatenate([x[:, :, :2], x[:, :, -2:]], axis=2)
+    return np.abs(np.diff(rows, axis=2)).max(axis=(1, 2, 3)), np.abs(
+        np.diff(cols, axis=1)
+    ).max(axis=(1, 2, 3))
+
+
+def test_synthetic_simple_centres_the_same_kinds(tmp_path, run_tool):
+    from datasets import synthetic
+
+    full, labels = synthetic.make_images(256, 16, small_shapes=0)
+    simple, simple_labels = synthetic.make_images(
+        256, 16, small_shapes=0, simple=True
+    )
+    np.testing.assert_array_equal(labels, simple_labels)
+    assert (full != simple).any(axis=(1, 2, 3)).mean() > 0.9
+    # Centred and about one size: no main shape reaches the border, where
+    # only the smooth background (a few levels per pixel) is left; in the
+    # full set some do.
+    assert max(j.max() for j in _border_jump(simple)) < 24
+    assert max(j.max() for j in _border_jump(full)) > 60
+    out = tmp_path / "simple"
+    code, _, _ = run_tool(
+        "create_synthetic", out, "--resolution", 16, "--num-images", 256,
+        "--small-shapes", 0, "--simple",
+    )  # fmt: skip
+    assert code == 0
+    written = np.stack(list(tfrecords.iterate_images(out)))
+    np.testing.assert_array_equal(written, simple)
+
+
 def test_synthetic_default_size(tmp_path, run_tool):
     code, stdout, _ = run_tool("create_synthetic", tmp_path / "s")
     assert code == 0 and "wrote 2000 images of 32x32x3" in stdout
