@@ -410,10 +410,6 @@ def make_train_step(state, cfg, strategy, resolution=None):
         rng = step_lib.StepRandom(cfg.seed, step)
         if latents is None:
             latents = step_lib.draw_latents(cfg, rng, noise_res, batch)
-            # The draws as their own computation, not fused into their
-            # users: the demo step ran faster in 12 of 16 rounds of
-            # bench/ab_bench.py (median 1.02x) than with them fused.
-            latents = jax.lax.optimization_barrier(latents)
         lat = jax.tree_util.tree_map(shard, latents)
         reals = step_lib.reals_at_lod(shard(reals_u8), cfg, res, alpha)
         mix_d, mix_g = (
