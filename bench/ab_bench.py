@@ -12,6 +12,14 @@ the median over rounds with the quartiles, and how many rounds B won.
 Process CPU time per step is compared the same way (steal and waiting on
 the other process do not count in it).
 
+Turns cancel the machine's drift, not what differs between two processes
+of one checkout (where their threads and memory landed): on a 2-core VM
+the median of an A/A run (one checkout on both sides) ranged 0.98-1.01 and
+repeats of one A/B moved by up to 4%, more than the quartiles within a
+run suggest. `--pairs=N` starts N fresh pairs of workers, one after the
+other, and reports each pair's median too: a difference is resolved when
+the pairs agree on its side of 1.
+
 One JSON line on stdout (and appended to --out); a line per round on
 stderr. Everything after the options goes to both workers, e.g.:
 
@@ -49,6 +57,14 @@ def build_parser():
         type=int,
         default=10,
         help="rounds of one block each (default: %(default)s)",
+    )
+    p.add_argument(
+        "--pairs",
+        metavar="N",
+        type=int,
+        default=1,
+        help="fresh pairs of workers, one after the other, each timing "
+        "--rounds rounds (default: %(default)s)",
     )
     p.add_argument(
         "--out",
@@ -140,13 +156,17 @@ def quartiles(xs):
     return round(q[0], 4), round(statistics.median(xs), 4), round(q[2], 4)
 
 
-def run(args):
+def _check_roots(args):
     for root in (args.a, args.b):
         if not os.path.isfile(os.path.join(root, "config.py")):
             raise WorkerError(
                 f"{root!r} is not a checkout of this project (no config.py)"
             )
-    t0 = time.perf_counter()
+
+
+def _pair(args, t0, label):
+    """One pair of workers taking `args.rounds` turns: the per-round wall
+    and CPU speed ratios (B over A) and both workers' final rows."""
     workers = {
         "a": Worker("a", os.path.abspath(args.a), args.bench_args),
         "b": Worker("b", os.path.abspath(args.b), args.bench_args),
@@ -155,7 +175,7 @@ def run(args):
         for w in workers.values():  # both compile at once
             w.read("ready")
         print(
-            f"[{time.perf_counter() - t0:6.1f}s] both compiled",
+            f"[{time.perf_counter() - t0:6.1f}s] {label}both compiled",
             file=sys.stderr,
         )
         wall, cpu = [], []
@@ -165,7 +185,7 @@ def run(args):
             wall.append(row["a"]["sec_per_step"] / row["b"]["sec_per_step"])
             cpu.append(row["a"]["cpu_per_step"] / row["b"]["cpu_per_step"])
             print(
-                f"[{time.perf_counter() - t0:6.1f}s] round {k + 1}/"
+                f"[{time.perf_counter() - t0:6.1f}s] {label}round {k + 1}/"
                 f"{args.rounds} {order}: a {row['a']['sec_per_step']:.4f} "
                 f"b {row['b']['sec_per_step']:.4f} s/step, b/a speed "
                 f"{wall[-1]:.3f} (cpu {cpu[-1]:.3f})",
@@ -175,7 +195,33 @@ def run(args):
     finally:
         for w in workers.values():
             w.kill()
+    return wall, cpu, rows
+
+
+def run(args):
+    _check_roots(args)
+    t0 = time.perf_counter()
+    wall, cpu, medians, img_per_s = [], [], [], {"a": [], "b": []}
+    for n in range(args.pairs):
+        label = f"pair {n + 1}/{args.pairs} " if args.pairs > 1 else ""
+        w, c, rows = _pair(args, t0, label)
+        wall += w
+        cpu += c
+        medians.append(round(statistics.median(w), 4))
+        for name, row in rows.items():
+            if row and row.get("img_per_s") is not None:
+                img_per_s[name].append(row["img_per_s"])
+        if args.pairs > 1:
+            print(
+                f"[{time.perf_counter() - t0:6.1f}s] {label}median b/a "
+                f"speed {medians[-1]:.3f}",
+                file=sys.stderr,
+            )
     case = rows["b"] or rows["a"] or {}
+
+    def mean(xs):
+        return round(statistics.fmean(xs), 3) if xs else None
+
     return dict(
         what="ab_train_step",
         a=commit(args.a),
@@ -183,11 +229,14 @@ def run(args):
         **{k: case.get(k) for k in ("backend", "res", "batch", "channels")},
         **{k: case.get(k) for k in ("precision", "xla", "steps_per_block")},
         rounds=args.rounds,
-        a_img_per_s=(rows["a"] or {}).get("img_per_s"),
-        b_img_per_s=(rows["b"] or {}).get("img_per_s"),
+        pairs=args.pairs,
+        a_img_per_s=mean(img_per_s["a"]),
+        b_img_per_s=mean(img_per_s["b"]),
         b_over_a_speed=quartiles(wall),
         b_over_a_cpu_speed=quartiles(cpu),
         b_faster_rounds=sum(r > 1 for r in wall),
+        pair_medians=medians,
+        b_faster_pairs=sum(m > 1 for m in medians),
         seconds=round(time.perf_counter() - t0, 1),
     )
 
@@ -197,6 +246,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.rounds < 2:
         parser.error("--rounds must be at least 2")
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     try:
         result = run(args)
     except WorkerError as e:

@@ -69,12 +69,21 @@ def test_ab_bench_names_a_failing_worker(capsys):
     assert "worker a" in err and "one case" in err
 
 
+@pytest.mark.parametrize("flag", ["--rounds=1", "--pairs=0"])
+def test_ab_bench_bad_counts_exit_2(flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        ab_bench.main([f"--a={ROOT}", f"--b={ROOT}", flag])
+    assert e.value.code == 2
+    assert flag.split("=")[0] in capsys.readouterr().err
+
+
 @pytest.mark.large
 def test_ab_bench_alternates_two_compiled_workers(tmp_path):
     out = tmp_path / "ab.jsonl"
     r = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "ab_bench.py")]
-        + [f"--a={ROOT}", f"--b={ROOT}", "--rounds=3", f"--out={out}", "--"]
+        + [f"--a={ROOT}", f"--b={ROOT}", "--rounds=3", "--pairs=2"]
+        + [f"--out={out}", "--"]
         + ["--backend=jax", "--res=8", "--batch=2", "--channels=tiny"]
         + ["--steps=1", "--warmup=1"],
         capture_output=True,
@@ -83,11 +92,16 @@ def test_ab_bench_alternates_two_compiled_workers(tmp_path):
     assert r.returncode == 0, r.stderr
     row = json.loads(r.stdout)
     assert json.loads(out.read_text()) == row
-    assert row["a"] == row["b"] and row["rounds"] == 3
+    assert row["a"] == row["b"] and (row["rounds"], row["pairs"]) == (3, 2)
     assert (row["backend"], row["res"], row["batch"]) == ("jax", 8, 2)
     lo, mid, hi = row["b_over_a_speed"]
-    assert 0 < lo <= mid <= hi and 0 <= row["b_faster_rounds"] <= 3
+    assert 0 < lo <= mid <= hi and 0 <= row["b_faster_rounds"] <= 6
+    assert len(row["pair_medians"]) == 2 and all(row["pair_medians"])
+    assert 0 <= row["b_faster_pairs"] <= 2
     assert row["a_img_per_s"] > 0 and row["b_img_per_s"] > 0
-    # Rounds alternate which side goes first.
+    # Two fresh pairs, one after the other; rounds alternate which side
+    # goes first.
+    assert r.stderr.count("both compiled") == 2
     rounds = [x for x in r.stderr.splitlines() if " round " in x]
-    assert [x.split(": ")[0].split()[-1] for x in rounds] == ["ab", "ba", "ab"]
+    orders = [x.split(": ")[0].split()[-1] for x in rounds]
+    assert orders == ["ab", "ba", "ab"] * 2
