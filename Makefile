@@ -38,13 +38,14 @@ demo: install
 
 # Test processes: each file runs whole in one of them (module fixtures are
 # built once); two fill a 2-core machine, more cores take more (memory: ~3 GB each).
+# The 15 slowest tests are listed at the end, to see where the time goes.
 TEST_WORKERS ?= 2
 
 test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
-		-m "not dryrun"
+		--durations=15 -m "not dryrun"
 
 # The device scripts (bench/gpu_quality.sh, bench/gpu_peers.sh) run whole,
 # TINY, on the CPU: run before a device call (5-30 minutes on 2 cores).
