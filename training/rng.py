@@ -9,9 +9,14 @@ threefry with its own bit layout and float conversion) disagree.
 The generator is Threefry-2x32 with 20 rounds (Salmon et al., "Parallel
 random numbers: as easy as 1, 2, 3", SC 2011): a keyed hash of a counter
 using only 32-bit add, rotate and xor, which both backends compute exactly
-(and XLA fuses into one kernel). A key is a pair of uint32 scalars; the
-i-th number of a draw hashes counter (i, 0), so every element is a pure
-function of (key, i), whatever the shape, device or batch split.
+(and XLA fuses into one kernel). Used as Random123 intends: the key is
+(seed, step) and the i-th number of a draw hashes counter (i, stream), the
+stream naming the draw (purpose and index). So every element is a pure
+function of (seed, step, stream, i), whatever the shape, device or batch
+split, and a draw costs one hash of its elements and nothing per key: no
+key is derived by hashing. Derived keys (three scalar hashes per draw)
+made TensorFlow graph mode build and run thousands of scalar ops a step,
+and XLA fused their rounds into every user of a draw.
 """
 
 import math
@@ -47,25 +52,29 @@ def threefry2x32(key, x0, x1):
     return x0, x1
 
 
-def key(seed, purpose):
-    """The key of one purpose's stream in a run seeded `seed` (Python ints
+def key(seed, step):
+    """The key of step `step` (a Python int or a scalar integer tensor: TF's
+    step index is int64, JAX's int32) of a run seeded `seed` (a Python int
     below 2**32)."""
-    return fold_in((np.uint32(seed), np.uint32(0)), purpose)
+    step = ops.reshape(_u32(ops.convert_to_tensor(step)), ())
+    return np.uint32(seed), step
 
 
-def fold_in(key, n):
-    """A new key from `key` and the integer `n` (a Python int or a scalar
-    tensor, as a training step's index)."""
-    n = ops.reshape(ops.convert_to_tensor(_u32(n)), ())
-    x0, x1 = threefry2x32(key, n, ops.zeros((), "uint32"))
-    return x0, x1
+def stream(purpose, index=0):
+    """The counter word naming one draw: its purpose and, for a list of
+    draws (the noise layers), its index; both below 2**16."""
+    if not (0 <= purpose < 2**16 and 0 <= index < 2**16):
+        raise ValueError(f"purpose {purpose} or index {index} not below 2**16")
+    return (purpose << 16) | index
 
 
-def _bits(key, shape):
-    """Two uint32 words per element of `shape`: counters (0, 0), (1, 0)..."""
+def _bits(key, shape, stream):
+    """Two uint32 words per element of `shape`: counters (0, stream),
+    (1, stream)..."""
     size = math.prod(shape)
     counter = ops.cast(ops.arange(size, dtype="int32"), "uint32")
-    x0, x1 = threefry2x32(key, counter, ops.zeros((size,), "uint32"))
+    x1 = ops.full((size,), stream, dtype="uint32")
+    x0, x1 = threefry2x32(key, counter, x1)
     return ops.reshape(x0, shape), ops.reshape(x1, shape)
 
 
@@ -75,17 +84,17 @@ def _unit(word):
     return ops.cast(top, "float32") * (1.0 / 2**24)
 
 
-def uniform(key, shape):
+def uniform(key, shape, stream=0):
     """float32 uniform in [0, 1)."""
-    return _unit(_bits(key, shape)[0])
+    return _unit(_bits(key, shape, stream)[0])
 
 
-def normal(key, shape):
+def normal(key, shape, stream=0):
     """float32 standard normal (Box-Muller of an element's two words).
 
     The backends' log, sqrt and cos may round differently in the last
     place, so normals agree to float32 rounding, uniforms exactly.
     """
-    w0, w1 = _bits(key, shape)
+    w0, w1 = _bits(key, shape, stream)
     radius = ops.sqrt(-2.0 * ops.log(1.0 - _unit(w0)))  # 1 - u in (0, 1]
     return radius * ops.cos((2.0 * math.pi) * _unit(w1))

@@ -113,17 +113,13 @@ class StepRandom:
     """
 
     def __init__(self, seed, step):
-        self.seed, self.step = seed, step
+        self.key = rng.key(seed, step)
 
-    def key(self, purpose, index=None):
-        key = rng.fold_in(rng.key(self.seed, purpose), self.step)
-        return key if index is None else rng.fold_in(key, index)
+    def normal(self, purpose, shape, index=0):
+        return rng.normal(self.key, shape, rng.stream(purpose, index))
 
-    def normal(self, purpose, shape, index=None):
-        return rng.normal(self.key(purpose, index), shape)
-
-    def uniform(self, purpose, shape, index=None):
-        return rng.uniform(self.key(purpose, index), shape)
+    def uniform(self, purpose, shape, index=0):
+        return rng.uniform(self.key, shape, rng.stream(purpose, index))
 
 
 def noise_resolutions(G, cfg, resolution=None):

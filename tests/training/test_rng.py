@@ -32,29 +32,52 @@ def test_threefry_known_answers(key, counter, expected):
 
 def test_the_step_index_dtype_does_not_change_the_numbers():
     # TF's step index is an int64 tensor, JAX's an int32 one.
-    base = rng.key(3, 1)
-    want = rng.uniform(rng.fold_in(base, 12), (16,))
+    want = rng.uniform(rng.key(3, 12), (16,), rng.stream(1))
     for step in (np.int64(12), np.int32(12)):
-        got = rng.uniform(rng.fold_in(base, ops.convert_to_tensor(step)), (16,))
-        np.testing.assert_array_equal(got, want)
+        key = rng.key(3, ops.convert_to_tensor(step))
+        np.testing.assert_array_equal(
+            rng.uniform(key, (16,), rng.stream(1)), want
+        )
+
+
+def test_a_draw_hashes_its_elements_under_the_step_key():
+    # Element i of stream s at step t of seed k is Threefry((k, t), (i, s)).
+    got = rng.uniform(rng.key(5, 9), (3,), rng.stream(2, 1))
+    words = rng.threefry2x32(
+        (5, 9), np.uint32([0, 1, 2]), np.full(3, (2 << 16) | 1, np.uint32)
+    )
+    want = (ops.convert_to_numpy(words[0]) >> 8) / np.float32(2**24)
+    np.testing.assert_array_equal(ops.convert_to_numpy(got), want)
+
+
+def test_streams_are_named_within_range():
+    assert rng.stream(3) == 3 << 16 and rng.stream(3, 4) == (3 << 16) | 4
+    for bad in ((2**16, 0), (0, 2**16), (-1, 0)):
+        with pytest.raises(ValueError, match="below 2\\*\\*16"):
+            rng.stream(*bad)
 
 
 def test_distributions_and_independence():
-    key = rng.fold_in(rng.key(0, 0), 0)
-    u = ops.convert_to_numpy(rng.uniform(key, (100_000,)))
-    z = ops.convert_to_numpy(rng.normal(key, (200, 500)))
+    key, first = rng.key(0, 0), rng.stream(0)
+    u = ops.convert_to_numpy(rng.uniform(key, (100_000,), first))
+    z = ops.convert_to_numpy(rng.normal(key, (200, 500), first))
     assert u.dtype == z.dtype == np.float32
     assert 0 <= u.min() and u.max() < 1
     assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
     assert abs(np.mean(z**4) - 3) < 0.1  # Gaussian tails
-    # Element i is a function of (key, i) only: a longer draw extends a
-    # shorter one; other keys (purpose, seed, step) give other numbers.
+    # Element i is a function of (key, stream, i) only: a longer draw
+    # extends a shorter one; another step, seed, purpose or index gives
+    # other numbers, uncorrelated.
     np.testing.assert_array_equal(
-        ops.convert_to_numpy(rng.uniform(key, (7,))), u[:7]
+        ops.convert_to_numpy(rng.uniform(key, (7,), first)), u[:7]
     )
-    others = [rng.fold_in(rng.key(0, 0), 1), rng.fold_in(rng.key(0, 1), 0)]
-    others.append(rng.fold_in(rng.key(1, 0), 0))
-    for other in others:
-        v = ops.convert_to_numpy(rng.uniform(other, (1000,)))
+    others = [
+        (rng.key(0, 1), first),
+        (rng.key(1, 0), first),
+        (key, rng.stream(1)),
+        (key, rng.stream(0, 1)),
+    ]
+    for other_key, other_stream in others:
+        v = ops.convert_to_numpy(rng.uniform(other_key, (1000,), other_stream))
         assert abs(np.corrcoef(u[:1000], v)[0, 1]) < 0.1
