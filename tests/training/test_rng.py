@@ -41,13 +41,21 @@ def test_the_step_index_dtype_does_not_change_the_numbers():
 
 
 def test_a_draw_hashes_its_elements_under_the_step_key():
-    # Element i of stream s at step t of seed k is Threefry((k, t), (i, s)).
-    got = rng.uniform(rng.key(5, 9), (3,), rng.stream(2, 1))
+    # Elements 2j and 2j + 1 of stream s at step t of seed k are the two
+    # words of Threefry((k, t), (j, s)): uniforms their top 24 bits,
+    # normals Box-Muller's cosine and sine of them.
+    key, s = rng.key(5, 9), rng.stream(2, 1)
     words = rng.threefry2x32(
         (5, 9), np.uint32([0, 1, 2]), np.full(3, (2 << 16) | 1, np.uint32)
     )
-    want = (ops.convert_to_numpy(words[0]) >> 8) / np.float32(2**24)
-    np.testing.assert_array_equal(ops.convert_to_numpy(got), want)
+    u0, u1 = ((ops.convert_to_numpy(w) >> 8) / 2**24 for w in words)
+    want_u = np.stack([u0, u1], axis=-1).reshape(-1)[:5]
+    got_u = ops.convert_to_numpy(rng.uniform(key, (5,), s))
+    np.testing.assert_array_equal(got_u, want_u.astype(np.float32))
+    radius, angle = np.sqrt(-2 * np.log(1 - u0)), 2 * np.pi * u1
+    want_z = np.stack([radius * np.cos(angle), radius * np.sin(angle)], -1)
+    got_z = ops.convert_to_numpy(rng.normal(key, (2, 3), s))
+    np.testing.assert_allclose(got_z, want_z.reshape(2, 3), rtol=1e-5)
 
 
 def test_streams_are_named_within_range():
@@ -71,6 +79,12 @@ def test_distributions_and_independence():
     # other numbers, uncorrelated.
     np.testing.assert_array_equal(
         ops.convert_to_numpy(rng.uniform(key, (7,), first)), u[:7]
+    )
+    np.testing.assert_allclose(  # the last place: vector vs scalar sin
+        ops.convert_to_numpy(rng.normal(key, (3, 3), first)),
+        z.reshape(-1)[:9].reshape(3, 3),
+        rtol=1e-6,
+        atol=1e-6,
     )
     others = [
         (rng.key(0, 1), first),
