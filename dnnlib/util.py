@@ -46,6 +46,15 @@ def run_cli(main, argv=None):
 # error that stops a run reaches Python as an exception with the message.
 QUIET_LOG_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3"}
 
+# The lines TensorFlow prints while its libraries load: absl's "All log
+# messages before absl::InitializeLog()" line, its I/W/E lines
+# ("I0000 00:00:... port.cc:153] oneDNN custom operations are on ...") and
+# the CPU-feature notice that continues one of them.
+STARTUP_LINE = re.compile(
+    rb"absl::InitializeLog|^[IWE]\d{4} |cpu_feature_guard|oneDNN custom "
+    rb"operations|To enable the following instructions|rebuild TensorFlow"
+)
+
 
 def quiet_framework_logs(verbose=False, environ=None):
     """Keep the frameworks' C++ start-up lines off stderr, unless `verbose`.
@@ -56,12 +65,76 @@ def quiet_framework_logs(verbose=False, environ=None):
     one-line errors. A CLI calls this after parsing its flags and before it
     imports TensorFlow, Keras or JAX. A variable the user has set is kept, so
     TF_CPP_MIN_LOG_LEVEL=0 shows everything too; `verbose` sets nothing.
+
+    The variables do not reach every line: absl writes what is logged
+    before its initialisation (the oneDNN notice, on CPUs where oneDNN is
+    on by default) whatever the level. So the first import of TensorFlow,
+    by whichever module makes it, also runs with stderr filtered
+    (`_QuietTensorFlowImport`).
     """
     environ = os.environ if environ is None else environ
     if verbose:
         return
     for key, value in QUIET_LOG_ENV.items():
         environ.setdefault(key, value)
+    quiet = (
+        environ.get("TF_CPP_MIN_LOG_LEVEL")
+        == QUIET_LOG_ENV["TF_CPP_MIN_LOG_LEVEL"]
+    )
+    if environ is os.environ and quiet and "tensorflow" not in sys.modules:
+        if not any(
+            isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path
+        ):
+            sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class _QuietTensorFlowImport:
+    """An import hook: the first `import tensorflow`, wherever it happens
+    (Keras, tensorflow_datasets, the data pipeline), runs with file
+    descriptor 2 captured; afterwards the captured text goes back to stderr
+    without the lines `STARTUP_LINE` matches. Everything else TensorFlow or
+    Python wrote meanwhile (a warning, an ImportError's traceback) is kept.
+    The hook removes itself at its first use.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            with filtered_stderr(STARTUP_LINE.search):
+                run(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+@contextlib.contextmanager
+def filtered_stderr(drop):
+    """Capture file descriptor 2 (C++ and Python writes alike) for the
+    block, then write the captured lines back to it, less those where
+    `drop(line_bytes)` is true."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [ln for ln in captured if not drop(ln)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def add_verbose_flag(parser):

@@ -127,3 +127,21 @@ def test_verbose_flag():
     util.add_verbose_flag(parser)
     assert parser.parse_args(["--verbose"]).verbose is True
     assert parser.parse_args([]).verbose is False
+
+
+def test_filtered_stderr_drops_only_start_up_lines(capfd):
+    """What TensorFlow writes while it loads (C++ writes to fd 2) goes; a
+    warning or traceback written meanwhile stays."""
+    lines = [
+        b"WARNING: All log messages before absl::InitializeLog() is called "
+        b"are written to STDERR\n",
+        b"I0000 00:00:1796645106.12 2896 port.cc:153] oneDNN custom "
+        b"operations are on. You may see slightly different results.\n",
+        b"E0000 00:00:1796645106.15 2896 cuda_dnn.cc:8579] Unable to "
+        b"register cuDNN factory\n",
+        b"a library's warning\n",
+    ]
+    with util.filtered_stderr(util.STARTUP_LINE.search):
+        for line in lines:
+            os.write(2, line)
+    assert capfd.readouterr().err == "a library's warning\n"
