@@ -33,6 +33,8 @@ Examples:
   python bench/train_bench.py --backend=jax --res=32 --channels=reduced
   python bench/train_bench.py --backend=tensorflow --res=32 --xla=on,off \
       --precision=fp32,bf16 --channels=reduced --batch=16
+  python bench/train_bench.py --res=32,64 --precision=fp32,bf16 \
+      --xla=on,elementwise --batch=32          # bf16 on a CPU with AMX
 """
 
 import argparse
@@ -111,7 +113,8 @@ def build_parser():
         metavar="LIST",
         type=_list(str),
         default=["on"],
-        help="on and/or off (TensorFlow; JAX always compiles) (default: on)",
+        help="on, off and/or elementwise (TensorFlow; JAX always compiles "
+        "whole) (default: on)",
     )
     p.add_argument(
         "--channels",
@@ -318,7 +321,9 @@ def run_case(args, backend, res, precision, xla):
         mixed_precision={"fp32": "off", "bf16": "bf16", "fp16": "fp16"}[
             precision
         ],
-        xla=xla,
+        # As a boolean where it is one: a --root checkout from before the
+        # "elementwise" mode reads a bool (and "off" would be true there).
+        xla={"on": True, "off": False}.get(xla, xla),
         **CHANNELS[args.channels],
     )
     config_lib.validate(cfg)
@@ -371,7 +376,7 @@ def run_case(args, backend, res, precision, xla):
         batch=args.batch,
         channels=args.channels,
         precision=precision,
-        xla=bool(xla) or backend.NAME == "jax",
+        xla="on" if backend.NAME == "jax" else xla,
         img_per_s=round(img_s, 3),
         sec_per_kimg=round(1000.0 / img_s, 2),
         peak_mem_gb=round(backend.peak_memory_gb(), 3),
@@ -415,7 +420,8 @@ def time_generation(args, backend, state, cfg, precision, g_flops):
         import tensorflow as tf
 
         fwd = tf.function(
-            lambda z: Gs(z, noise_mode="const")[-1], jit_compile=cfg.xla
+            lambda z: Gs(z, noise_mode="const")[-1],
+            jit_compile=cfg.xla in (True, "on"),
         )
 
         def run(_):
@@ -470,6 +476,9 @@ def main(argv=None):
         or args.inception
     ):
         parser.error("--turns times one case: one --res, --precision, --xla")
+    bad = [x for x in args.xla if x not in ("on", "off", "elementwise")]
+    if bad:
+        parser.error(f"--xla: unknown {bad}; valid: on, off, elementwise")
     if args.root:
         if not os.path.isfile(os.path.join(args.root, "config.py")):
             parser.error(
@@ -488,7 +497,7 @@ def main(argv=None):
     from training import backends
 
     backend = backends.get()
-    xlas = [x == "on" for x in args.xla] if name == "tensorflow" else [True]
+    xlas = args.xla if name == "tensorflow" else ["on"]
     for res in args.res:
         for precision in args.precision:
             for xla in xlas:

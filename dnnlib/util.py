@@ -137,6 +137,28 @@ def filtered_stderr(drop):
                 os.write(2, b"".join(kept))
 
 
+# TensorFlow's flags for `--xla=elementwise`, read once, when TensorFlow first
+# optimises a graph: auto-clustering (which that mode turns on) may work on
+# the CPU, and only on elementwise ops (TensorFlow's FUSIBLE class), so the
+# convolutions and matmuls stay with TensorFlow's kernels. Inert while
+# auto-clustering is off, as in the other modes.
+ELEMENTWISE_XLA_FLAGS = (
+    "--tf_xla_cpu_global_jit",
+    "--tf_xla_ops_to_cluster=FUSIBLE",
+)
+
+
+def set_tf_xla_flags(environ=None):
+    """Add ELEMENTWISE_XLA_FLAGS to TF_XLA_FLAGS, keeping the user's flags
+    (one they set with the same name wins). Call before TensorFlow runs its
+    first graph function; the TensorFlow backend does it when it loads."""
+    environ = os.environ if environ is None else environ
+    flags = environ.get("TF_XLA_FLAGS", "").split()
+    names = {f.split("=")[0] for f in flags}
+    flags += [f for f in ELEMENTWISE_XLA_FLAGS if f.split("=")[0] not in names]
+    environ["TF_XLA_FLAGS"] = " ".join(flags)
+
+
 def add_verbose_flag(parser):
     """The `--verbose` flag of every CLI that loads a framework."""
     parser.add_argument(

@@ -23,6 +23,12 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dnnlib.util import set_tf_xla_flags  # noqa: E402
+
+# TensorFlow reads them at its first graph function, which a test may run
+# before anything imports the TensorFlow backend (--xla=elementwise).
+set_tf_xla_flags()
+
 
 def pytest_configure(config):
     # Two logical CPU devices so MirroredStrategy tests run in-process; must

@@ -1,5 +1,6 @@
 """Tests for train.py: config names, flags, and bad input before training."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import config as config_lib
 import train
 from datasets import dataset_tool
+from dnnlib.util import UserError
 from tests.helpers import SUBPROCESS_DEADLINE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +123,32 @@ def test_dry_run_prints_resolved_config(capsys, data):
     )
     cfg = config_lib.Config.from_json(capsys.readouterr().out)
     assert (cfg.total_kimg, cfg.lr, cfg.mirror) == (2.0, 0.001, True)
+
+
+def test_xla_modes(capsys, data, monkeypatch):
+    """--xla takes a boolean word or 'elementwise'; configs saved with a
+    boolean (before the mode existed) read as "on"/"off"."""
+    demo = ["--config=msg-stylegan-demo", f"--data={data[16]}", "--dry-run"]
+    for flag, mode in (
+        ("1", "on"),
+        ("off", "off"),
+        ("elementwise", "elementwise"),
+    ):
+        train.main(demo + [f"--xla={flag}"])
+        assert config_lib.Config.from_json(capsys.readouterr().out).xla == mode
+    with pytest.raises(SystemExit):
+        train.main(demo + ["--xla=maybe"])
+    assert "expected on, off or elementwise, got 'maybe'" in (
+        capsys.readouterr().err
+    )
+    cfg = config_lib.get_config("msg-stylegan-demo")
+    old = json.loads(cfg.to_json())
+    old["xla"] = False
+    assert config_lib.Config.from_json(old).xla == "off"
+    with pytest.raises(UserError, match="unknown xla 'fast'; valid: on"):
+        config_lib.override(cfg, xla="fast")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    _fails(demo + ["--xla=elementwise"], capsys, "JAX compiles the whole")
 
 
 def _start_training(tmp_path, data, *extra, preexec_fn=None):

@@ -234,6 +234,61 @@ def test_xla_and_bf16_steps_run(synthetic8):
     assert not np.allclose(before, after)
 
 
+def _two_steps(cfg, data):
+    """Two steps of `cfg` from its seed's weights: the end state, both
+    steps' statistics, and the weights before them."""
+    strategy = backend.make_strategy(devices=["/cpu:0"])
+    state = backend.build_state(cfg, strategy)
+    first = {n: networks.get_state(getattr(state, n)) for n in ("G", "D")}
+    step, _ = backend.make_train_step(state, cfg, strategy)
+    batches = iter(pipeline.make_dataset(str(data), 8, strategy=strategy))
+    stats = [step(next(batches), i) for i in range(2)]
+    last = {n: networks.get_state(getattr(state, n)) for n in ("G", "D")}
+    return last, stats, first
+
+
+@pytest.mark.large
+def test_elementwise_xla_step_equals_the_op_by_op_step(synthetic8):
+    """--xla=elementwise (XLA clusters of elementwise ops, TensorFlow's
+    kernels for the convolutions) computes the step --xla=off computes:
+    from the same weights and batches, two fp32 steps give the same
+    losses and scores and the same weights, to float32 rounding (the fused
+    clusters reassociate sums). One weight is left out: the bias of G's
+    first layer, which instance norm over the constant 4x4 input cancels,
+    so its gradient is rounding noise that Adam's first steps turn into
+    moves of +-lr either way. In bf16 the step runs and trains."""
+    cfg = tiny_config(8, batch=8, xla="off", data=synthetic8)
+    assert cfg.xla == "off" and tiny_config(8, xla=True).xla == "on"
+    ref, ref_stats, first = _two_steps(cfg, synthetic8)
+    cfg = tiny_config(8, batch=8, xla="elementwise", data=synthetic8)
+    got, stats, _ = _two_steps(cfg, synthetic8)
+    assert tf.config.optimizer.get_jit() == "autoclustering"
+    for a, b in zip(ref_stats, stats):
+        assert sorted(a) == sorted(b)
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), key
+    for net in ("G", "D"):
+        for key in ref[net]:
+            if net == "G" and key == "synthesis/b4/conv0/bias":
+                continue
+            np.testing.assert_allclose(
+                got[net][key],
+                ref[net][key],
+                rtol=1e-4,
+                atol=1e-5,
+                err_msg=f"{net}/{key}",
+            )
+    cfg = tiny_config(
+        8, batch=8, xla="elementwise", mixed_precision="bf16", data=synthetic8
+    )
+    got, stats, first = _two_steps(cfg, synthetic8)
+    assert all(np.isfinite(v) for s in stats for v in s.values()), stats
+    assert stats[-1]["Progress/skipped_D"] == 0
+    assert not np.allclose(
+        got["D"]["b8/conv0/kernel"], first["D"]["b8/conv0/kernel"]
+    )
+
+
 def test_scale_consistency_is_zero_for_a_box_pyramid():
     from msg_stylegan.ops import image_pyramid
 

@@ -1,6 +1,8 @@
 """The TensorFlow backend: tf.distribute strategies and the compiled step.
 
-The per-replica gradient computations are XLA-compiled (`cfg.xla`);
+The per-replica gradient computations are XLA-compiled (`cfg.xla` "on"),
+or run by TensorFlow's kernels with XLA fusing only the elementwise ops
+("elementwise": oneDNN's bf16 convolutions, which XLA's CPU backend lacks);
 gradients are summed across replicas and applied once, in cross-replica
 context, only when they are finite everywhere (a non-finite update is
 skipped and counted, never applied). Losses are sums over the replica's
@@ -25,12 +27,16 @@ import numpy as np
 import tensorflow as tf
 
 from dnnlib import hardware
-from dnnlib.util import UserError
+from dnnlib.util import UserError, set_tf_xla_flags
 from msg_stylegan import ops as msg_ops
 from training import loss as loss_lib
 from training import precision
 from training import step as step_lib
 from training.ema import gs_beta
+
+# TensorFlow reads its XLA flags when it runs its first graph function, not
+# when it is imported: in time for any step this module builds.
+set_tf_xla_flags()
 
 NAME = "tensorflow"
 LABEL = f"TensorFlow {tf.__version__}"
@@ -383,7 +389,7 @@ def make_train_step(state, cfg, strategy, resolution=None):
     """Build `step(reals, step_index, latents=None, alpha=0.0) -> dict`.
 
     Returns (step, `step_lib.Compiled`). The step is `training/step.py`'s
-    on every replica: per-replica gradients (XLA when `cfg.xla`) summed
+    on every replica: per-replica gradients (compiled as `cfg.xla` says) summed
     across replicas, then applied once in cross-replica context.
     `resolution` (progressive growing) is compiled in; `alpha` is a
     runtime value, so a fade-in never retraces. `latents` (the global
@@ -444,7 +450,14 @@ def make_train_step(state, cfg, strategy, resolution=None):
         grads = _dense(tape.gradient(total, G.trainable_variables), G)
         return grads, stats, w_mean
 
-    jit = dict(jit_compile=bool(cfg.xla), reduce_retracing=True)
+    # "elementwise": TensorFlow's auto-clustering, limited to elementwise ops
+    # by set_tf_xla_flags, fuses them into XLA clusters and leaves each
+    # convolution and matmul to TensorFlow's kernel. It is a process-wide
+    # switch, set here for every step built (the last one built wins).
+    tf.config.optimizer.set_jit(
+        "autoclustering" if cfg.xla == "elementwise" else False
+    )
+    jit = dict(jit_compile=cfg.xla == "on", reduce_retracing=True)
     replica_fns = {
         "d_reg": tf.function(functools.partial(d_grads, True), **jit),
         "d": tf.function(functools.partial(d_grads, False), **jit),
