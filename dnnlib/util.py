@@ -94,21 +94,24 @@ class _QuietTensorFlowImport:
     descriptor 2 captured; afterwards the captured text goes back to stderr
     without the lines `STARTUP_LINE` matches. Everything else TensorFlow or
     Python wrote meanwhile (a warning, an ImportError's traceback) is kept.
-    The hook removes itself at its first use.
+    A lookup that does not import (`importlib.util.find_spec`, which
+    `hardware.require_backend` uses) leaves the hook in place; the import
+    itself removes it.
     """
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)
-        import importlib.util
+        from importlib.machinery import PathFinder
 
-        spec = importlib.util.find_spec(name)
+        spec = PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
         run = spec.loader.exec_module
 
         def exec_module(module):
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             with filtered_stderr(STARTUP_LINE.search):
                 run(module)
 

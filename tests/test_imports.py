@@ -187,3 +187,14 @@ def test_tensorflow_start_up_lines_only_with_verbose():
     code, _, messages, imported = run(*argv, env=env)
     assert "tensorflow" in imported
     assert code == 2 and messages == [error]
+    # A lookup before the import (run_metrics checks that the backend is
+    # installed) must not use up the quiet import.
+    code, out, messages, imported = run(
+        "-c",
+        "from dnnlib import util; util.quiet_framework_logs(); "
+        "import importlib.util; importlib.util.find_spec('tensorflow'); "
+        "import tensorflow; print('loaded')",
+        env=env,
+    )
+    assert "tensorflow" in imported
+    assert (code, out, messages) == (0, "loaded\n", [])
