@@ -45,10 +45,14 @@ samples.png (the same seeds from each run's latest Gs, one row per run) and
 scale_consistency.png (mean |scale - downsampled full-res| per scale, for
 runs whose stats.jsonl has Consistency/* entries). Metrics are read from
 metric-<name>.txt; compute them with run_metrics.py, or train.py --metrics.
-Lower metric values are better (FID, KID).
+Lower metric values are better (FID, KID). For a run continued with
+--resume, give its latest directory: the earlier legs (named in each log.txt)
+are joined in.
 """
 
 _METRIC_FILE_RE = re.compile(r"^metric-(.+)\.txt$")
+# The line training_loop prints (into log.txt) when a run resumes.
+_RESUMED_RE = re.compile(r"^Resumed from '(.+)' at kimg [\d.]+$")
 _CONSISTENCY = "Consistency/"
 LABEL_PAD = 6  # pixels either side of a row label in samples.png
 
@@ -146,14 +150,20 @@ class Run:
     Args:
         path: the directory as given on the command line.
         cfg: the run's `config.Config`, from config.json.
-        rows: stats.jsonl, one dict per tick, in order.
+        rows: stats.jsonl, one dict per tick, in order, the earlier legs'
+            ticks first (see `earlier_legs`).
         label: the name in legends, the table and samples.png.
+        legs: [(directory, kimg)] of the runs this one resumed from, oldest
+            first, each with the kimg of the snapshot the next one resumed
+            from: their metric values and ticks up to that kimg count as
+            this run's.
     """
 
     path: str
     cfg: object
     rows: list
     label: str = ""
+    legs: list = field(default_factory=list)
     points: list = field(default_factory=list)  # [(kimg, value)] of --metric
     resize: str = ""  # the --fid-resize mode of those values
 
@@ -186,7 +196,75 @@ def read_run(path):
         raise UserError(f"'{config_path}': {e}")
     except (OSError, TypeError, ValueError) as e:
         raise UserError(f"'{config_path}' is unreadable: {e}")
-    return Run(path=path, cfg=cfg, rows=read_stats(stats_path))
+    legs = earlier_legs(path)
+    rows = []
+    for leg, upto in legs:
+        rows += [
+            row
+            for row in read_stats(os.path.join(leg, "stats.jsonl"))
+            if float(row["Progress/kimg"]) <= upto + 1e-6
+        ]
+    rows += read_stats(stats_path)
+    return Run(path=path, cfg=cfg, rows=rows, legs=legs)
+
+
+def resumed_from(path):
+    """The snapshot path run `path` resumed from, per its log.txt, or None
+    (a run from scratch, or no log)."""
+    try:
+        with open(os.path.join(path, "log.txt"), errors="replace") as f:
+            for line in f:
+                if line.startswith("tick "):
+                    break  # the resume line comes before the first tick
+                m = _RESUMED_RE.match(line.rstrip("\n"))
+                if m:
+                    return m.group(1)
+    except OSError:
+        pass
+    return None
+
+
+def _leg_directory(snapshot_path, path):
+    """The run directory of a snapshot named in `path`'s log: as logged
+    (absolute, or relative to here), else the sibling of `path` with that
+    name (a results folder moved or read from elsewhere); None if neither
+    is a run with stats."""
+    logged = os.path.dirname(snapshot_path)
+    sibling = os.path.join(
+        os.path.dirname(os.path.normpath(path)), os.path.basename(logged)
+    )
+    for leg in (logged, sibling):
+        if leg and os.path.isfile(os.path.join(leg, "stats.jsonl")):
+            return leg
+    return None
+
+
+def earlier_legs(path):
+    """[(directory, kimg)] of the runs `path` continued, oldest first.
+
+    A run resumed with --resume is a new run directory: the curve of one
+    training is split over the directories of its legs. Each leg's log.txt
+    names the snapshot it resumed from; the chain is followed back while
+    those directories are here. A leg's ticks and metric values after the
+    snapshot the next leg took (a branch abandoned by resuming from an
+    earlier snapshot) are not part of the training and are left out.
+    """
+    legs, seen = [], {os.path.realpath(path)}
+    while (snap := resumed_from(path)) is not None:
+        kimg = snapshot.snapshot_kimg(snap)
+        leg = _leg_directory(snap, path)
+        if leg is None or kimg is None:
+            print(
+                f"note: '{path}' resumed from '{snap}', whose run is not "
+                "here: its curve starts there"
+            )
+            break
+        if os.path.realpath(leg) in seen:
+            break
+        seen.add(os.path.realpath(leg))
+        legs.append((leg, kimg))
+        path = leg
+    return legs[::-1]
 
 
 def read_stats(path):
@@ -216,19 +294,25 @@ def read_stats(path):
     return rows
 
 
-def metric_names(path):
-    """Names `<name>` of the run's `metric-<name>.txt` files, sorted."""
-    names = []
-    for file in glob.glob(os.path.join(glob.escape(path), "metric-*.txt")):
-        m = _METRIC_FILE_RE.match(os.path.basename(file))
-        if m:
-            names.append(m.group(1))
+def metric_names(paths):
+    """Names `<name>` of the `metric-<name>.txt` files in any of the
+    directories `paths` (a run's legs), sorted."""
+    names = set()
+    for path in paths:
+        pattern = os.path.join(glob.escape(path), "metric-*.txt")
+        for file in glob.glob(pattern):
+            m = _METRIC_FILE_RE.match(os.path.basename(file))
+            if m:
+                names.add(m.group(1))
     return sorted(names)
 
 
 def choose_metric(runs, metric):
     """--metric, checked against every run, or the first common one."""
-    names = {run.path: metric_names(run.path) for run in runs}
+    names = {
+        run.path: metric_names([leg for leg, _ in run.legs] + [run.path])
+        for run in runs
+    }
     for run in runs:
         if not names[run.path]:
             raise UserError(
@@ -255,19 +339,21 @@ def choose_metric(runs, metric):
     return common[0]
 
 
-def network_kimg(network, run):
+def network_kimg(network, last_kimg):
     """kimg of a network name from a metric line, None if not a snapshot.
 
     Snapshot names carry the kimg (`network-snapshot-000140`); the final
-    network is at the run's last `Progress/kimg`.
+    network is at `last_kimg`, the run's last `Progress/kimg`.
     """
     if network == "network-final":
-        return run.last_kimg
+        return last_kimg
     return snapshot.snapshot_kimg(network)
 
 
 def read_metric(run, metric):
-    """[(kimg, value)] sorted by kimg from `metric-<metric>.txt`.
+    """[(kimg, value)] sorted by kimg from `metric-<metric>.txt` of the run
+    and of its earlier legs (their values up to the kimg the next leg
+    resumed from; a leg may have none).
 
     Lines are `<network> time <t> <metric> <value> resize=<mode>`, the time
     possibly two words (`3m 04s`); lines without `resize=` predate the
@@ -275,13 +361,42 @@ def read_metric(run, metric):
     keeps its latest line; lines of networks that are not this run's
     snapshots are skipped with a note. Sets `run.resize`.
     """
-    path = os.path.join(run.path, f"metric-{metric}.txt")
+    by_kimg, modes = {}, {}
+    files = [*run.legs, (run.path, None)]
+    for leg, upto in files:
+        path = os.path.join(leg, f"metric-{metric}.txt")
+        if not os.path.isfile(path):
+            continue  # choose_metric found it in another leg
+        # An earlier leg's network-final lies past the snapshot resumed.
+        last = math.inf if upto is not None else None
+        if upto is None and run.rows:
+            last = run.last_kimg
+        for kimg, value, mode in _metric_lines(path, metric, last):
+            if upto is None or kimg <= upto + 1e-6:
+                by_kimg[kimg] = value
+                modes.setdefault(mode, path)
+    if not by_kimg:
+        raise UserError(
+            f"'{run.path}' has no {metric} results of this run's snapshots"
+        )
+    if len(modes) > 1:
+        files = ", ".join(f"'{p}'" for p in sorted(set(modes.values())))
+        raise UserError(
+            f"'{run.path}' mixes {metric} values made with --fid-resize="
+            f"{' and '.join(sorted(modes))} ({files}); recompute them in one "
+            "mode"
+        )
+    run.resize = modes.popitem()[0]
+    return sorted(by_kimg.items())
+
+
+def _metric_lines(path, metric, last_kimg):
+    """(kimg, value, resize mode) per line of one metric file, in order."""
     try:
         with open(path) as f:
             lines = f.read().splitlines()
     except OSError as e:
         raise UserError(f"cannot read '{path}': {e.strerror}")
-    by_kimg, modes = {}, set()
     for i, line in enumerate(lines):
         parts = line.split()
         if not parts:
@@ -298,21 +413,11 @@ def read_metric(run, metric):
             value = float(parts[-1])
         except ValueError:
             raise UserError(f"'{path}' line {i + 1}: bad value {parts[-1]!r}")
-        kimg = network_kimg(parts[0], run)
+        kimg = network_kimg(parts[0], last_kimg)
         if kimg is None:
             print(f"note: '{path}': skipping '{parts[0]}' (not a snapshot)")
             continue
-        by_kimg[kimg] = value
-        modes.add(mode)
-    if not by_kimg:
-        raise UserError(f"'{path}' has no results of this run's snapshots")
-    if len(modes) > 1:
-        raise UserError(
-            f"'{path}' mixes values made with --fid-resize="
-            f"{' and '.join(sorted(modes))}; recompute them in one mode"
-        )
-    run.resize = modes.pop()
-    return sorted(by_kimg.items())
+        yield kimg, value, mode
 
 
 def training_hours(rows, kimg):
@@ -348,14 +453,31 @@ def run_labels(runs):
     ]
 
 
-def latest_network(path):
-    """network-final.pkl if present, else the snapshot of highest kimg."""
+def latest_network(path, upto=None):
+    """network-final.pkl if present, else the snapshot of highest kimg;
+    with `upto` (an earlier leg), the highest snapshot at or before it."""
     final = os.path.join(path, "network-final.pkl")
-    if os.path.isfile(final):
+    if upto is None and os.path.isfile(final):
         return final
     files = glob.glob(os.path.join(glob.escape(path), "network-snapshot-*.pkl"))
-    files = [f for f in files if snapshot.snapshot_kimg(f) is not None]
+    limit = math.inf if upto is None else upto + 1e-6
+    files = [
+        f
+        for f in files
+        if snapshot.snapshot_kimg(f) is not None
+        and snapshot.snapshot_kimg(f) <= limit
+    ]
     return max(files, key=snapshot.snapshot_order) if files else None
+
+
+def run_network(run):
+    """The run's latest network: its own, else its earlier legs'."""
+    path = latest_network(run.path)
+    for leg, upto in reversed(run.legs):
+        if path is not None:
+            break
+        path = latest_network(leg, upto)
+    return path
 
 
 # --------------------------------------------------------------------------
@@ -365,9 +487,9 @@ def latest_network(path):
 def summarize(run):
     """One table row of numbers (None where the run did not log them)."""
     best_kimg, best = min(run.points, key=lambda p: p[1])
-    rows = run.rows[1:] if len(run.rows) > 1 else run.rows
+    # The first tick of each leg includes tracing and compilation.
+    rows = [r for r in run.rows if r.get("Progress/tick") != 1] or run.rows
     spk = [r["Timing/sec_per_kimg"] for r in rows if "Timing/sec_per_kimg" in r]
-    # The first tick includes tracing and compilation: left out above.
     sec_per_kimg = statistics.median(spk) if spk else None
     mems = [
         r["Resources/peak_mem_gb"]
@@ -426,7 +548,10 @@ def comparison_table(runs, summaries, params, metric):
     for run, s, (g, d) in zip(runs, summaries, params):
         cells = [
             run.label,
-            f"`{run.path}`",
+            " after ".join(
+                f"`{p}`"
+                for p in [run.path] + [leg for leg, _ in run.legs][::-1]
+            ),
             _kimg(s["kimg"]),
             format(s["best"], fmt),
             _kimg(s["best_kimg"]),
@@ -440,9 +565,10 @@ def comparison_table(runs, summaries, params, metric):
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "sec/kimg: median over ticks after the first (which includes "
-        "compilation); img/s = 1000 / sec/kimg; parameters: trainable, from "
-        "each run's config.json.",
+        "run: the directory, after those of the runs it resumed from (its "
+        "earlier legs, read through log.txt). sec/kimg: median over ticks "
+        "after each leg's first (which includes compilation); img/s = 1000 / "
+        "sec/kimg; parameters: trainable, from each run's config.json.",
         "",
     ]
     return "\n".join(lines)
@@ -560,7 +686,7 @@ def sample_rows(runs, seeds, trunc, batch):
 
     rows = []
     for run in runs:
-        path = latest_network(run.path)
+        path = run_network(run)
         if path is None:
             print(f"note: '{run.path}' has no snapshot; no row in samples")
             continue

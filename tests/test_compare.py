@@ -230,3 +230,112 @@ def test_a_stops_snapshot_is_after_its_kimgs_tick_snapshot(tmp_path):
     assert latest == str(tmp_path / "network-snapshot-000012-416.pkl")
     assert compare.network_kimg("network-snapshot-000012-416", None) == 12.416
     assert compare.network_kimg("network-snapshot-000004", None) == 4
+
+
+def _leg(path, ticks, metric_lines, resumed_from=None):
+    """A run directory with only what compare reads before the samples:
+    config.json, stats.jsonl of (kimg, sec_per_tick) ticks numbered from
+    1, a metric file and, for a resumed leg, log.txt."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(tiny_config(16).to_json() + "\n")
+    rows = [
+        {
+            "Progress/kimg": k,
+            "Progress/tick": i + 1,
+            "Timing/sec_per_tick": s,
+            # A first tick compiles: slow, left out of the speed.
+            "Timing/sec_per_kimg": 1000.0 if i == 0 else s,
+        }
+        for i, (k, s) in enumerate(ticks)
+    ]
+    (path / "stats.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    if metric_lines:
+        (path / "metric-fid2k.txt").write_text("\n".join(metric_lines) + "\n")
+    log = ["Run directory: " + str(path)]
+    if resumed_from:
+        log.append(f"Resumed from '{resumed_from}' at kimg 8.0")
+    log.append("tick 1     kimg 9.0")
+    (path / "log.txt").write_text("\n".join(log) + "\n")
+    return path
+
+
+def test_a_resumed_run_continues_the_curve_of_its_earlier_legs(
+    tmp_path, capsys
+):
+    # Leg 0 went to kimg 12, but leg 1 resumed from its kimg-8 snapshot:
+    # leg 0's tick and value at 12 are an abandoned branch.
+    root = tmp_path / "results"
+    leg0 = _leg(
+        root / "00000-a-1cpu",
+        [(4.0, 40.0), (8.0, 40.0), (12.0, 40.0)],
+        [
+            f"network-snapshot-00000{k} time 1s fid2k {v} resize=tf1"
+            for k, v in ((0, 300.0), (4, 200.0), (8, 150.0))
+        ]
+        + ["network-snapshot-000012 time 1s fid2k 999.0 resize=tf1"],
+    )
+    leg1 = _leg(
+        root / "00001-a-1cpu",
+        [(9.0, 10.0), (10.0, 10.0), (11.0, 10.0)],
+        None,  # no value of its own yet
+        resumed_from=leg0 / "network-snapshot-000008.pkl",
+    )
+    # Leg 2 logged a path of another machine: found as a sibling by name.
+    leg2 = _leg(
+        root / "00002-a-1cpu",
+        [(12.0, 5.0), (13.0, 5.0)],
+        [
+            "network-snapshot-000012 time 1s fid2k 120.0 resize=tf1",
+            "network-final time 1s fid2k 110.0 resize=tf1",
+        ],
+        resumed_from="/elsewhere/results/00001-a-1cpu/"
+        "network-snapshot-000011.pkl",
+    )
+    run_ = compare.read_run(str(leg2))
+    assert run_.legs == [(str(leg0), 8.0), (str(leg1), 11.0)]
+    assert [r["Progress/kimg"] for r in run_.rows] == [4, 8, 9, 10, 11, 12, 13]
+    run_.points = compare.read_metric(run_, "fid2k")
+    assert run_.points == [
+        (0.0, 300.0),
+        (4.0, 200.0),
+        (8.0, 150.0),
+        (12.0, 120.0),
+        (13.0, 110.0),
+    ]
+    assert run_.resize == "tf1"
+    assert compare.training_hours(run_.rows, 13) == pytest.approx(
+        (80 + 30 + 10) / 3600
+    )
+    # Each leg's first tick (compilation) is left out of the speed.
+    summary = compare.summarize(run_)
+    assert summary["sec_per_kimg"] == 10.0  # median of 40, 10, 10, 5
+    assert (summary["best"], summary["best_kimg"]) == (110.0, 13.0)
+    assert compare.metric_names([str(leg1)]) == []
+    # Samples come from the latest snapshot along the legs.
+    for leg, kimg in ((leg0, "000008"), (leg0, "000012"), (leg1, "000010")):
+        (leg / f"network-snapshot-{kimg}.pkl").write_bytes(b"")
+    assert compare.run_network(run_) == str(
+        leg1 / "network-snapshot-000010.pkl"
+    )
+    (leg1 / "network-snapshot-000010.pkl").unlink()
+    assert compare.run_network(run_) == str(
+        leg0 / "network-snapshot-000008.pkl"
+    )
+    table = compare.comparison_table([run_], [summary], [(1, 2)], "fid2k")
+    assert f"`{leg2}` after `{leg1}` after `{leg0}`" in table
+    # A leg whose run is gone: the curve starts where the next one resumed.
+    os.rename(leg0, root / "moved")
+    run_ = compare.read_run(str(leg2))
+    assert run_.legs == [(str(leg1), 11.0)]
+    assert "network-snapshot-000008.pkl" in capsys.readouterr().out
+    with pytest.raises(compare.UserError, match="no metric-"):
+        compare.choose_metric([compare.read_run(str(leg1))], None)
+    assert compare.choose_metric([run_], None) == "fid2k"  # leg 2's own
+    # Modes may not mix across legs either.
+    (leg1 / "metric-fid2k.txt").write_text(
+        "network-snapshot-000010 time 1s fid2k 130.0\n"
+    )
+    with pytest.raises(compare.UserError, match="half-pixel and tf1"):
+        compare.read_metric(compare.read_run(str(leg2)), "fid2k")
