@@ -368,9 +368,10 @@ def read_metric(run, metric):
         if not os.path.isfile(path):
             continue  # choose_metric found it in another leg
         # An earlier leg's network-final lies past the snapshot resumed.
-        last = math.inf if upto is not None else None
-        if upto is None and run.rows:
-            last = run.last_kimg
+        if upto is not None:
+            last = math.inf
+        else:
+            last = run.last_kimg if run.rows else None
         for kimg, value, mode in _metric_lines(path, metric, last):
             if upto is None or kimg <= upto + 1e-6:
                 by_kimg[kimg] = value
@@ -461,23 +462,18 @@ def latest_network(path, upto=None):
         return final
     files = glob.glob(os.path.join(glob.escape(path), "network-snapshot-*.pkl"))
     limit = math.inf if upto is None else upto + 1e-6
-    files = [
-        f
-        for f in files
-        if snapshot.snapshot_kimg(f) is not None
-        and snapshot.snapshot_kimg(f) <= limit
-    ]
+    kimgs = {f: snapshot.snapshot_kimg(f) for f in files}
+    files = [f for f, k in kimgs.items() if k is not None and k <= limit]
     return max(files, key=snapshot.snapshot_order) if files else None
 
 
 def run_network(run):
     """The run's latest network: its own, else its earlier legs'."""
-    path = latest_network(run.path)
-    for leg, upto in reversed(run.legs):
-        if path is not None:
-            break
+    for leg, upto in [(run.path, None), *reversed(run.legs)]:
         path = latest_network(leg, upto)
-    return path
+        if path is not None:
+            return path
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -488,7 +484,11 @@ def summarize(run):
     """One table row of numbers (None where the run did not log them)."""
     best_kimg, best = min(run.points, key=lambda p: p[1])
     # The first tick of each leg includes tracing and compilation.
-    rows = [r for r in run.rows if r.get("Progress/tick") != 1] or run.rows
+    rows = [
+        r
+        for i, r in enumerate(run.rows)
+        if i > 0 and r.get("Progress/tick") != 1
+    ] or run.rows
     spk = [r["Timing/sec_per_kimg"] for r in rows if "Timing/sec_per_kimg" in r]
     sec_per_kimg = statistics.median(spk) if spk else None
     mems = [
