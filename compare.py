@@ -41,7 +41,9 @@ EPILOG = """examples:
 Writes into --outdir: fid_vs_kimg.png and fid_vs_time.png (the --metric per
 snapshot, against kimg and against training hours), comparison.md (a table
 of kimg, best and final metric, speed, memory and parameter counts),
-samples.png (the same seeds from each run's latest Gs, one row per run) and
+samples.png (the same seeds from each run's latest Gs, one row per run),
+losses.png (D's and G's losses, D's penalty and scores against kimg: who
+wins the game; their late means are in comparison.md) and
 scale_consistency.png (mean |scale - downsampled full-res| per scale, for
 runs whose stats.jsonl has Consistency/* entries). Metrics are read from
 metric-<name>.txt; compute them with run_metrics.py, or train.py --metrics.
@@ -54,6 +56,16 @@ _METRIC_FILE_RE = re.compile(r"^metric-(.+)\.txt$")
 # The line training_loop prints (into log.txt) when a run resumes.
 _RESUMED_RE = re.compile(r"^Resumed from '(.+)' at kimg [\d.]+$")
 _CONSISTENCY = "Consistency/"
+# losses.png: (title, [statistic names]), a second name dashed.
+LOSS_PANELS = (
+    ("D loss, its penalty included", ("Loss/D/loss",)),
+    ("D penalty (R1 or gradient penalty)", ("Loss/D/reg",)),
+    ("G loss", ("Loss/G/loss",)),
+    (
+        "D scores: real solid, fake dashed",
+        ("Loss/scores/real", "Loss/scores/fake"),
+    ),
+)
 LABEL_PAD = 6  # pixels either side of a row label in samples.png
 
 
@@ -571,7 +583,37 @@ def comparison_table(runs, summaries, params, metric):
         "sec/kimg; parameters: trainable, from each run's config.json.",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + dynamics_table(runs))
+
+
+def dynamics_table(runs):
+    """comparison.md's lines on the adversarial game (`loss_means`)."""
+    means = [loss_means(run) for run in runs]
+    keys = [
+        key
+        for _, names in LOSS_PANELS
+        for key in names
+        if any(key in m for m in means)
+    ]
+    if not keys:
+        return []
+    lines = [
+        "## The game: mean over the last quarter of each run's kimg",
+        "",
+        "| config | " + " | ".join(k[len("Loss/") :] for k in keys) + " |",
+        "|---|" + "--:|" * len(keys),
+    ]
+    for run, m in zip(runs, means):
+        cells = [_num(m.get(k), ".4f") for k in keys]
+        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "D/loss includes D/reg (its penalty); with the logistic loss a D at "
+        "chance has D/loss - D/reg = 2 ln 2 = 1.386, G/loss = ln 2 = 0.693 "
+        "and scores near 0 (losses.png).",
+        "",
+    ]
+    return lines
 
 
 # --------------------------------------------------------------------------
@@ -616,16 +658,25 @@ def plot_metric(path, runs, metric, x_of, xlabel):
     _save_figure(fig, path)
 
 
-def consistency_series(run):
-    """{res: ([kimg], [value])} from the run's `Consistency/<res>x<res>`."""
+def stat_series(run, prefix):
+    """{name: ([kimg], [value])} of the run's statistics named `prefix...`,
+    from the ticks that logged them."""
     series = {}
     for row in run.rows:
         for key, value in row.items():
-            if key.startswith(_CONSISTENCY):
-                res = int(key[len(_CONSISTENCY) :].split("x")[0])
-                xs, ys = series.setdefault(res, ([], []))
+            if key.startswith(prefix) and isinstance(value, (int, float)):
+                xs, ys = series.setdefault(key, ([], []))
                 xs.append(float(row["Progress/kimg"]))
                 ys.append(float(value))
+    return series
+
+
+def consistency_series(run):
+    """{res: ([kimg], [value])} from the run's `Consistency/<res>x<res>`."""
+    series = {
+        int(key[len(_CONSISTENCY) :].split("x")[0]): xy
+        for key, xy in stat_series(run, _CONSISTENCY).items()
+    }
     return dict(sorted(series.items()))
 
 
@@ -654,6 +705,54 @@ def plot_consistency(path, runs):
         ax.legend(fontsize="small")
     _save_figure(fig, path)
     return len(data)
+
+
+def plot_losses(path, runs):
+    """The adversarial game, one panel per statistic (`LOSS_PANELS`), one
+    colour per run: whether D wins (scores apart, losses away from chance)
+    tells two runs' training apart before their FIDs do.
+
+    Returns the number of panels drawn (0: nothing written).
+    """
+    series = [stat_series(run, "Loss/") for run in runs]
+    panels = [
+        (title, keys)
+        for title, keys in LOSS_PANELS
+        if any(key in s for s in series for key in keys)
+    ]
+    if not panels:
+        return 0
+    logistic = all(run.cfg.loss == "logistic" for run in runs)
+    cols = min(len(panels), 2)
+    fig = _figure(6 * cols, 3.6 * math.ceil(len(panels) / cols))
+    for p, (title, keys) in enumerate(panels):
+        ax = fig.add_subplot(math.ceil(len(panels) / cols), cols, p + 1)
+        for i, (run, s) in enumerate(zip(runs, series)):
+            for key, style in zip(keys, ("-", "--")):
+                if key in s:
+                    label = run.label if style == "-" else None
+                    ax.plot(*s[key], style, color=f"C{i}", lw=1, label=label)
+        chance = {"Loss/G/loss": math.log(2), "Loss/scores/real": 0.0}
+        if logistic and keys[0] in chance:
+            ax.axhline(chance[keys[0]], color="0.5", ls=":", lw=1)
+        ax.set_title(title)
+        ax.set_xlabel("kimg")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    _save_figure(fig, path)
+    return len(panels)
+
+
+def loss_means(run):
+    """{statistic: mean} of the run's `Loss/*` over the ticks in the last
+    quarter of its kimg (where its game has settled)."""
+    start = 0.75 * run.last_kimg
+    means = {}
+    for key, (xs, ys) in stat_series(run, "Loss/").items():
+        tail = [y for x, y in zip(xs, ys) if x >= start]
+        if tail:
+            means[key] = statistics.fmean(tail)
+    return means
 
 
 # --------------------------------------------------------------------------
@@ -787,6 +886,8 @@ def main(argv=None):
         "training time (hours)",
     )
     written += ["fid_vs_kimg.png", "fid_vs_time.png"]
+    if plot_losses(out("losses.png"), runs):
+        written.append("losses.png")
     if plot_consistency(out("scale_consistency.png"), runs):
         written.append("scale_consistency.png")
     else:

@@ -47,8 +47,12 @@ def make_run(path, metric_lines, res=16, **changes):
             "Timing/sec_per_tick": spt,
             "Timing/sec_per_kimg": spk,
             "Resources/peak_mem_gb": mem,
-            "Loss/G/loss": 1.0,
-            "Loss/D/loss": 1.0,
+            # run A's D wins more; means over the last quarter (tick 3)
+            "Loss/G/loss": 1.0 + i * (res == 16),
+            "Loss/D/loss": 1.2 - 0.1 * i * (res == 16),
+            "Loss/D/reg": 0.05 * (i + 1),
+            "Loss/scores/real": 0.5 * i,
+            "Loss/scores/fake": -0.25 * i,
         }
         if i != 1:  # image snapshots at ticks 1 and 3 only
             for r in range(2, int(np.log2(res))):
@@ -99,7 +103,12 @@ def fails(capsys, *argv):
 
 @pytest.mark.parametrize(
     "name",
-    ["fid_vs_kimg.png", "fid_vs_time.png", "scale_consistency.png"],
+    [
+        "fid_vs_kimg.png",
+        "fid_vs_time.png",
+        "losses.png",
+        "scale_consistency.png",
+    ],
 )
 def test_plots_are_pngs(outdir, name):
     with Image.open(outdir / name) as img:
@@ -110,7 +119,7 @@ def test_plots_are_pngs(outdir, name):
 
 
 def test_table(outdir):
-    text = (outdir / "comparison.md").read_text()
+    text = (outdir / "comparison.md").read_text().split("## The game")[0]
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
         for line in text.splitlines()
@@ -133,6 +142,47 @@ def test_table(outdir):
     g_b, d_b = (int(x.replace(",", "")) for x in b[9:11])
     assert min(g_a, d_a, g_b, d_b) > 0
     assert g_b < g_a  # an 8x8 G has one block less than 16x16
+
+
+def test_the_games_late_means_are_tabulated(outdir):
+    text = (outdir / "comparison.md").read_text()
+    table = text[text.index("## The game") :].splitlines()
+    head = [c.strip() for c in table[2].split("|")[1:-1]]
+    assert head == [
+        "config",
+        "D/loss",
+        "D/reg",
+        "G/loss",
+        "scores/real",
+        "scores/fake",
+    ]
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in table
+        if "tiny" in line
+    }
+    # the last quarter of 12 kimg holds only the tick at 12 (i = 2)
+    assert rows["msg-tiny"] == [
+        "1.0000",
+        "0.1500",
+        "3.0000",
+        "1.0000",
+        "-0.5000",
+    ]
+    assert rows["sg-tiny"] == [
+        "1.2000",
+        "0.1500",
+        "1.0000",
+        "1.0000",
+        "-0.5000",
+    ]
+
+
+def test_loss_means_average_the_last_quarter():
+    rows = [{"Progress/kimg": k, "Loss/G/loss": float(k)} for k in range(1, 9)]
+    rows[-1]["Loss/D/loss"] = 2.0  # a statistic only the last tick has
+    run = compare.Run(path="r", cfg=None, rows=rows)
+    assert compare.loss_means(run) == {"Loss/G/loss": 7.0, "Loss/D/loss": 2.0}
 
 
 def test_samples_size(outdir):
