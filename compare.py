@@ -27,6 +27,7 @@ from dnnlib.util import (
     run_cli,
 )
 from msg_stylegan import snapshot
+from training import stats
 
 EPILOG = """examples:
   # MSG-StyleGAN against the StyleGAN baseline, on the first metric both
@@ -43,7 +44,8 @@ snapshot, against kimg and against training hours), comparison.md (a table
 of kimg, best and final metric, speed, memory and parameter counts),
 samples.png (the same seeds from each run's latest Gs, one row per run),
 losses.png (D's and G's losses, D's penalty and scores against kimg: who
-wins the game; their late means are in comparison.md) and
+wins the game; their late means are in comparison.md), r1_scales.png (the
+squared norm of R1's gradient per D input scale: which scales D reads) and
 scale_consistency.png (mean |scale - downsampled full-res| per scale, for
 runs whose stats.jsonl has Consistency/* entries). Metrics are read from
 metric-<name>.txt; compute them with run_metrics.py, or train.py --metrics.
@@ -55,7 +57,21 @@ are joined in.
 _METRIC_FILE_RE = re.compile(r"^metric-(.+)\.txt$")
 # The line training_loop prints (into log.txt) when a run resumes.
 _RESUMED_RE = re.compile(r"^Resumed from '(.+)' at kimg [\d.]+$")
-_CONSISTENCY = "Consistency/"
+# (file, statistic prefix, y label, log y): per-scale plots, a panel a run.
+SCALE_PLOTS = (
+    (
+        "scale_consistency.png",
+        stats.CONSISTENCY,
+        "mean |scale - downsampled top|",
+        False,
+    ),
+    (
+        "r1_scales.png",
+        stats.R1_SCALES,
+        "mean |d sum D(reals) / d scale|^2",
+        True,
+    ),
+)
 # losses.png: (title, [statistic names]), a second name dashed.
 LOSS_PANELS = (
     ("D loss, its penalty included", ("Loss/D/loss",)),
@@ -589,12 +605,16 @@ def comparison_table(runs, summaries, params, metric):
 def dynamics_table(runs):
     """comparison.md's lines on the adversarial game (`loss_means`)."""
     means = [loss_means(run) for run in runs]
+    scales = sorted(
+        {key for m in means for key in m if key.startswith(stats.R1_SCALES)},
+        key=lambda key: int(key[len(stats.R1_SCALES) :].split("x")[0]),
+    )
     keys = [
         key
         for _, names in LOSS_PANELS
         for key in names
         if any(key in m for m in means)
-    ]
+    ] + scales
     if not keys:
         return []
     lines = [
@@ -610,7 +630,9 @@ def dynamics_table(runs):
         "",
         "D/loss includes D/reg (its penalty); with the logistic loss a D at "
         "chance has D/loss - D/reg = 2 ln 2 = 1.386, G/loss = ln 2 = 0.693 "
-        "and scores near 0 (losses.png).",
+        "and scores near 0 (losses.png). D/r1/<res>: the mean squared norm "
+        "of R1's gradient with respect to D's input at that scale (the full "
+        "resolution's through every coarser one; r1_scales.png).",
         "",
     ]
     return lines
@@ -671,21 +693,21 @@ def stat_series(run, prefix):
     return series
 
 
-def consistency_series(run):
-    """{res: ([kimg], [value])} from the run's `Consistency/<res>x<res>`."""
+def scale_series(run, prefix):
+    """{res: ([kimg], [value])} from the run's `<prefix><res>x<res>`."""
     series = {
-        int(key[len(_CONSISTENCY) :].split("x")[0]): xy
-        for key, xy in stat_series(run, _CONSISTENCY).items()
+        int(key[len(prefix) :].split("x")[0]): xy
+        for key, xy in stat_series(run, prefix).items()
     }
     return dict(sorted(series.items()))
 
 
-def plot_consistency(path, runs):
-    """One subplot per run with Consistency stats, one line per scale.
+def plot_scales(path, runs, prefix, ylabel, log=False):
+    """One subplot per run with `prefix` statistics, one line per scale.
 
     Returns the number of runs plotted (0: nothing written).
     """
-    data = [(run, consistency_series(run)) for run in runs]
+    data = [(run, scale_series(run, prefix)) for run in runs]
     data = [(run, s) for run, s in data if s]
     if not data:
         return 0
@@ -697,10 +719,12 @@ def plot_consistency(path, runs):
         ax = fig.add_subplot(rows, cols, i + 1, sharey=first)
         first = first or ax
         for res, (xs, ys) in series.items():
-            ax.plot(xs, ys, marker="o", markersize=3, label=f"{res}x{res}")
+            ax.plot(xs, ys, marker="o", markersize=2, label=f"{res}x{res}")
+        if log:
+            ax.set_yscale("log")
         ax.set_title(run.label)
         ax.set_xlabel("kimg")
-        ax.set_ylabel("mean |scale - downsampled top|")
+        ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     _save_figure(fig, path)
@@ -888,10 +912,11 @@ def main(argv=None):
     written += ["fid_vs_kimg.png", "fid_vs_time.png"]
     if plot_losses(out("losses.png"), runs):
         written.append("losses.png")
-    if plot_consistency(out("scale_consistency.png"), runs):
-        written.append("scale_consistency.png")
-    else:
-        print("note: no run logged Consistency/*; no scale_consistency.png")
+    for name, prefix, ylabel, log in SCALE_PLOTS:
+        if plot_scales(out(name), runs, prefix, ylabel, log):
+            written.append(name)
+        else:
+            print(f"note: no run logged {prefix}*; no {name}")
 
     # The framework loads only now, so --help and input errors are instant.
     summaries = [summarize(run) for run in runs]

@@ -54,6 +54,8 @@ def make_run(path, metric_lines, res=16, **changes):
             "Loss/scores/real": 0.5 * i,
             "Loss/scores/fake": -0.25 * i,
         }
+        for r in range(2, int(np.log2(res)) + 1) if res == 16 else [3]:
+            row[f"Loss/D/r1/{2**r}x{2**r}"] = 0.001 * 2**r * (i + 1)
         if i != 1:  # image snapshots at ticks 1 and 3 only
             for r in range(2, int(np.log2(res))):
                 row[f"Consistency/{2**r}x{2**r}"] = 0.1 * r + 0.01 * i
@@ -107,6 +109,7 @@ def fails(capsys, *argv):
         "fid_vs_kimg.png",
         "fid_vs_time.png",
         "losses.png",
+        "r1_scales.png",
         "scale_consistency.png",
     ],
 )
@@ -155,6 +158,9 @@ def test_the_games_late_means_are_tabulated(outdir):
         "G/loss",
         "scores/real",
         "scores/fake",
+        "D/r1/4x4",
+        "D/r1/8x8",
+        "D/r1/16x16",
     ]
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
@@ -162,20 +168,10 @@ def test_the_games_late_means_are_tabulated(outdir):
         if "tiny" in line
     }
     # the last quarter of 12 kimg holds only the tick at 12 (i = 2)
-    assert rows["msg-tiny"] == [
-        "1.0000",
-        "0.1500",
-        "3.0000",
-        "1.0000",
-        "-0.5000",
-    ]
-    assert rows["sg-tiny"] == [
-        "1.2000",
-        "0.1500",
-        "1.0000",
-        "1.0000",
-        "-0.5000",
-    ]
+    game = ["0.1500", "3.0000", "1.0000", "-0.5000"]
+    assert rows["msg-tiny"] == ["1.0000", *game, "0.0120", "0.0240", "0.0480"]
+    game[1] = "1.0000"  # run B's G loss stays at 1
+    assert rows["sg-tiny"] == ["1.2000", *game, "-", "0.0240", "-"]
 
 
 def test_loss_means_average_the_last_quarter():

@@ -128,16 +128,23 @@ def _lsgan():
     return d_loss, g_loss
 
 
-def r1_penalty(real_grads):
+def squared_norms(grads):
+    """Per-sample squared L2 norms of each scale's image gradient: [[N]]."""
+    return [
+        ops.sum(ops.square(ops.cast(g, "float32")), axis=(1, 2, 3))
+        for g in grads
+    ]
+
+
+def r1_penalty(real_grads, norms=None):
     """Multi-scale R1: per-sample squared norm, averaged over scales. [N].
 
     `real_grads` are the gradients of sum(D(reals)) with respect to every
-    image of the real pyramid (the full-resolution one a total derivative).
+    image of the real pyramid (the full-resolution one a total derivative);
+    `norms`, their `squared_norms` if already computed.
     """
-    norms = [
-        ops.sum(ops.square(ops.cast(g, "float32")), axis=(1, 2, 3))
-        for g in real_grads
-    ]
+    if norms is None:
+        norms = squared_norms(real_grads)
     return ops.mean(ops.stack(norms, axis=0), axis=0)
 
 

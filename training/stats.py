@@ -5,6 +5,13 @@ import os
 
 import numpy as np
 
+# Per-scale statistics, `<prefix><res>x<res>`, plotted by compare.py.
+# Mean |head - box-downsampled top image| of Gs's grid (training_loop).
+CONSISTENCY = "Consistency/"
+# Mean squared norm of R1's gradient with respect to D's input at that
+# scale, on the steps that take R1 (step.d_objective): which scales D reads.
+R1_SCALES = "Loss/D/r1/"
+
 
 class StatsCollector:
     """Accumulates step statistics and reports per-tick means.

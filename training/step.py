@@ -27,6 +27,7 @@ from msg_stylegan.networks import build_generator, build_networks
 from training import loss as loss_lib
 from training import precision, rng
 from training.ema import w_avg_update
+from training.stats import R1_SCALES
 
 # Seed purposes: each random draw of a step has its own stream, so adding
 # a draw never shifts another.
@@ -209,9 +210,15 @@ def d_objective(loss, cfg, global_batch, d, reals, fakes, eps, with_reg):
     """
     n = reals.shape[0]
     penalty = ops.zeros([n])
+    r1_stats = {}
     if with_reg and loss.penalty == "r1":
         real_imgs, logits_real, grads = d.real_logits_and_grads(reals)
-        penalty = loss_lib.r1_penalty(grads) * r1_weight(cfg)
+        norms = loss_lib.squared_norms(grads)
+        penalty = loss_lib.r1_penalty(grads, norms) * r1_weight(cfg)
+        # Which scales D reads: the mean squared gradient norm per input.
+        for g, v in zip(grads, norms):
+            r = g.shape[1]
+            r1_stats[f"{R1_SCALES}{r}x{r}"] = _batch_sum(v, global_batch)
     else:
         real_imgs = msg_ops.image_pyramid(reals, len(fakes))
         logits_real = d.logits(real_imgs)
@@ -228,6 +235,7 @@ def d_objective(loss, cfg, global_batch, d, reals, fakes, eps, with_reg):
         "Loss/D/reg": ops.sum(penalty) / global_batch,
         "Loss/scores/real": _batch_sum(logits_real, global_batch),
         "Loss/scores/fake": _batch_sum(logits_fake, global_batch),
+        **r1_stats,
     }
     return total, stats
 

@@ -21,7 +21,7 @@ from dnnlib import images, interrupt
 from dnnlib.util import UserError, format_time
 from msg_stylegan import networks, snapshot
 from training import backends, precision, schedule
-from training.stats import StatsCollector
+from training.stats import CONSISTENCY, StatsCollector
 
 
 def grid_shape(cfg):
@@ -77,7 +77,7 @@ def scale_consistency(scales):
         res = img.shape[1]
         f = size // res
         down = top.reshape(n, res, f, res, f, c).mean(axis=(2, 4))
-        out[f"Consistency/{res}x{res}"] = float(np.abs(img - down).mean())
+        out[f"{CONSISTENCY}{res}x{res}"] = float(np.abs(img - down).mean())
     return out
 
 

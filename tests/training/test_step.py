@@ -139,6 +139,12 @@ def test_d_objective_r1_weight_and_global_batch():
     )
     for key in ("Loss/scores/real", "Loss/scores/fake", "Loss/D/loss"):
         assert key in stats
+    # Per scale, R1's squared gradient norm (sum of 0.5^2 over the pixels),
+    # summed over the replica's samples / global batch; none without R1.
+    for res in (4, 8):
+        got = float(stats[f"Loss/D/r1/{res}x{res}"])
+        assert got == pytest.approx(4 * res * res * 3 * 0.25 / 16)
+    assert not [key for key in plain if key.startswith("Loss/D/r1/")]
 
 
 def test_d_objective_replica_shares_sum_to_the_global_loss():

@@ -1,6 +1,7 @@
 """Tests for the TF training step and loop: resume, replicas, progress."""
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -74,6 +75,9 @@ def test_resume_is_exact(synthetic16, tmp_path):
     assert (tmp_path / "a" / "reals.png").exists()
     rows = (tmp_path / "a" / "stats.jsonl").read_text().splitlines()
     assert "Consistency/8x8" in rows[-1] and "Loss/D/reg" in rows[-1]
+    # R1's squared gradient norm with respect to each of D's three inputs
+    last = json.loads(rows[-1])
+    assert all(last[f"Loss/D/r1/{r}x{r}"] > 0 for r in (4, 8, 16))
 
 
 def _one_step(cfg, devices, weights, batch):
