@@ -5,6 +5,7 @@ python compare.py results/00000-msg-stylegan-1gpu \\
 """
 
 import argparse
+import dataclasses
 import glob
 import json
 import math
@@ -83,6 +84,15 @@ LOSS_PANELS = (
     ),
 )
 LABEL_PAD = 6  # pixels either side of a row label in samples.png
+# Config fields that do not change a run's training (labels ignore them).
+_BOOKKEEPING = {
+    "metrics",
+    "fid_resize",
+    "grid_size",
+    "image_snapshot_ticks",
+    "network_snapshot_ticks",
+    "total_kimg",
+}
 
 
 def _range(text):
@@ -464,13 +474,32 @@ def training_hours(rows, kimg):
     return total / 3600.0
 
 
+def config_differences(runs):
+    """Per run, `key=value` of the config fields in which the runs differ
+    (those that change training: not the metrics or snapshot intervals)."""
+    cfgs = [dataclasses.asdict(run.cfg) for run in runs]
+    keys = sorted(
+        key
+        for key in cfgs[0]
+        if key not in _BOOKKEEPING and len({repr(c[key]) for c in cfgs}) > 1
+    )
+    return [[f"{key}={c[key]}" for key in keys] for c in cfgs]
+
+
 def run_labels(runs):
-    """Config names, with the run number where two runs share a config."""
+    """Config names; where runs share a config, with the fields they
+    change (an ablation by overrides: `(r1_gamma=40)`), else (same
+    settings, or more than three differences) the run number."""
     names = [run.cfg.name for run in runs]
     labels = []
     for run, name in zip(runs, names):
         if names.count(name) == 1:
             labels.append(name)
+            continue
+        group = [r for r, n in zip(runs, names) if n == name]
+        diff = config_differences(group)[group.index(run)]
+        if 0 < len(diff) <= 3:
+            labels.append(f"{name} ({', '.join(diff)})")
             continue
         base = os.path.basename(os.path.normpath(run.path))
         m = re.match(r"^(\d+)-", base)

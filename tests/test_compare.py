@@ -207,8 +207,9 @@ def test_training_hours():
 
 
 def test_labels_number_runs_that_share_a_config():
-    def fake(path, name):
-        return compare.Run(path=path, cfg=tiny_config(name=name), rows=[])
+    def fake(path, name, **changes):
+        cfg = tiny_config(name=name, **changes)
+        return compare.Run(path=path, cfg=cfg, rows=[])
 
     runs = [
         fake("r/00003-a-1gpu", "msg"),
@@ -216,6 +217,18 @@ def test_labels_number_runs_that_share_a_config():
         fake("r/00008-c", "sg"),
     ]
     assert compare.run_labels(runs) == ["msg (00003)", "msg (00007)", "sg"]
+    # An ablation by overrides is labelled by what it changed; metrics
+    # and snapshot intervals do not count.
+    runs = [
+        fake("r/00003-a", "msg", metrics=("fid2k",)),
+        fake("r/00004-a", "msg", r1_gamma=40.0, seed=3),
+        fake("r/00005-b", "sg", r1_gamma=40.0),
+    ]
+    assert compare.run_labels(runs) == [
+        "msg (r1_gamma=10.0, seed=0)",
+        "msg (r1_gamma=40.0, seed=3)",
+        "sg",
+    ]
 
 
 def test_bad_runs(runs, tmp_path, capsys):
