@@ -636,7 +636,7 @@ def dynamics_table(runs):
     means = [loss_means(run) for run in runs]
     scales = sorted(
         {key for m in means for key in m if key.startswith(stats.R1_SCALES)},
-        key=lambda key: int(key[len(stats.R1_SCALES) :].split("x")[0]),
+        key=lambda key: _scale_of(key, stats.R1_SCALES),
     )
     keys = [
         key
@@ -722,10 +722,15 @@ def stat_series(run, prefix):
     return series
 
 
+def _scale_of(key, prefix):
+    """The resolution of a statistic named `<prefix><res>x<res>`."""
+    return int(key[len(prefix) :].split("x")[0])
+
+
 def scale_series(run, prefix):
     """{res: ([kimg], [value])} from the run's `<prefix><res>x<res>`."""
     series = {
-        int(key[len(prefix) :].split("x")[0]): xy
+        _scale_of(key, prefix): xy
         for key, xy in stat_series(run, prefix).items()
     }
     return dict(sorted(series.items()))
