@@ -46,6 +46,7 @@ class Config:
     mbstd_group_size: int = 4
     mbstd_num_features: int = 1
     combine: str = "cat_lin"
+    mbstd: str = "auto"  # one of MBSTD_PLACEMENTS
     spectral_norm: bool = False
     pixel_norm: bool = True
     equalized_lr: bool = True
@@ -122,6 +123,10 @@ BASE = Config()
 # validate them without importing Keras.
 ARCHITECTURES = ("msg", "stylegan", "msg-progan", "msg-progan-bmsg", "progan")
 COMBINES = ("cat_lin", "lin_cat", "simple")
+# Where D's minibatch stddev goes: the architecture's own place ("auto":
+# every block in MSG-StyleGAN's D, 4x4 only in StyleGAN's and ProGAN's), in
+# "every" block, or in the "4x4" block only; the last two are ablations.
+MBSTD_PLACEMENTS = ("auto", "every", "4x4")
 LOSSES = ("logistic", "wgan-gp", "hinge", "relativistic-hinge", "lsgan")
 PRECISIONS = ("off", "bf16", "fp16")  # fp16 with dynamic loss scaling
 # How the TensorFlow step is compiled (JAX compiles it whole): "on" the whole
@@ -393,6 +398,12 @@ def validate(cfg):
         )
     check_name("architecture", cfg.architecture, ARCHITECTURES)
     check_name("combine", cfg.combine, COMBINES)
+    check_name("mbstd", cfg.mbstd, MBSTD_PLACEMENTS)
+    if cfg.mbstd != "auto" and cfg.architecture == "msg-progan-bmsg":
+        raise UserError(
+            "mbstd placement does not apply to msg-progan-bmsg (BMSG-GAN's "
+            "own D); use 'auto'"
+        )
     check_name("loss", cfg.loss, LOSSES)
     check_name("mixed_precision", cfg.mixed_precision, PRECISIONS)
     check_name("xla", cfg.xla, XLA_MODES)

@@ -186,6 +186,20 @@ def build_parser():
         help="R1 weight (default: config's, 10)",
     )
     t.add_argument(
+        "--combine",
+        metavar="NAME",
+        choices=config_lib.COMBINES,
+        help="how an MSG discriminator joins each scale's image, one of "
+        "%(choices)s (default: config's)",
+    )
+    t.add_argument(
+        "--mbstd",
+        metavar="WHERE",
+        choices=config_lib.MBSTD_PLACEMENTS,
+        help="minibatch stddev in D: auto (the architecture's place), every "
+        "block, or the 4x4 block only (default: config's, auto)",
+    )
+    t.add_argument(
         "--lr",
         metavar="LR",
         type=arg_positive(float),
@@ -268,6 +282,8 @@ def resolve_config(args):
         mirror=args.mirror,
         loss=args.loss,
         r1_gamma=args.r1_gamma,
+        combine=args.combine,
+        mbstd=args.mbstd,
         lr=args.lr,
         metrics=args.metrics,
         fid_resize=args.fid_resize,

@@ -410,6 +410,8 @@ class Discriminator(keras.Model):
         img_resolution, img_channels, channel_base, channel_max: int.
         architecture: "msg" or "stylegan".
         combine: a registered combine name (`cat_lin`, `lin_cat`, `simple`).
+        mbstd: where minibatch stddev goes: "auto" (the architecture's
+            place), "every" block or the "4x4" block only; an ablation switch.
         mbstd_group_size, mbstd_num_features: int.
         progressive: bool, progressive growing (architecture "stylegan").
     """
@@ -428,11 +430,17 @@ class Discriminator(keras.Model):
         combine="cat_lin",
         mbstd_group_size=4,
         mbstd_num_features=1,
+        mbstd="auto",
         progressive=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_resolution(img_resolution)
+        if mbstd not in config.MBSTD_PLACEMENTS:
+            raise ValueError(
+                "mbstd must be one of "
+                f"{', '.join(config.MBSTD_PLACEMENTS)}, got '{mbstd}'"
+            )
         names = [f"'{a}'" for a in self.architectures]
         if architecture not in self.architectures:
             raise ValueError(
@@ -455,6 +463,7 @@ class Discriminator(keras.Model):
         self.combine = combine
         self.mbstd_group_size = mbstd_group_size
         self.mbstd_num_features = mbstd_num_features
+        self.mbstd = mbstd
         self.resolutions = resolutions_for(img_resolution)
         multi = architecture in self.multi_scale
         self.num_inputs = len(self.resolutions) if multi else 1
@@ -467,11 +476,17 @@ class Discriminator(keras.Model):
         """StyleGAN's blocks: blur and a downsampling conv, minibatch
         stddev in every MSG block, a C(2)-wide hidden dense layer."""
         return self.stack(
-            mbstd=self.architecture == "msg",
+            mbstd=self.blocks_take_mbstd(self.architecture == "msg"),
             pool=False,
             fc_channels=self.channels_at(2),
             convolution="equalized",
         )
+
+    def blocks_take_mbstd(self, default):
+        """Whether the blocks above 4x4 open with minibatch stddev: the
+        architecture's `default` unless `mbstd` places it ("every" block, or
+        the "4x4" epilogue only, which always has it)."""
+        return default if self.mbstd == "auto" else self.mbstd == "every"
 
     def stack(self, mbstd, pool, fc_channels, convolution):
         """The blocks from full resolution down to 8x8, and the epilogue.
@@ -559,6 +574,7 @@ class Discriminator(keras.Model):
             "combine": self.combine,
             "mbstd_group_size": self.mbstd_group_size,
             "mbstd_num_features": self.mbstd_num_features,
+            "mbstd": self.mbstd,
             "progressive": self.progressive,
         }
 

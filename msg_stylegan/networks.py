@@ -56,6 +56,7 @@ def build_networks(cfg, name_g="G", name_d="D", dtype=None):
         combine=cfg.combine,
         mbstd_group_size=cfg.mbstd_group_size,
         mbstd_num_features=cfg.mbstd_num_features,
+        mbstd=cfg.mbstd,
         progressive=cfg.progressive,
         name=name_d,
         dtype=dtype,

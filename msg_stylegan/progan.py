@@ -428,7 +428,7 @@ class ProGANDiscriminator(Discriminator):
         convolution = "spectral" if self.spectral_norm else "equalized"
         if self.architecture != "bmsg":
             return self.stack(
-                mbstd=False,
+                mbstd=self.blocks_take_mbstd(False),
                 pool=True,
                 fc_channels=self.channels_at(4),
                 convolution=convolution,

@@ -59,3 +59,14 @@ def test_override_names_the_valid_choices(field, names, registry):
 def test_every_named_config_uses_listed_names():
     for cfg in config_lib.CONFIGS.values():
         assert config_lib.validate(cfg) is cfg
+
+
+def test_mbstd_placement_is_validated():
+    cfg = config_lib.get_config("msg-stylegan-demo")
+    for where in config_lib.MBSTD_PLACEMENTS:
+        assert config_lib.override(cfg, mbstd=where).mbstd == where
+    with pytest.raises(UserError, match="unknown mbstd 'first'"):
+        config_lib.override(cfg, mbstd="first")
+    bmsg = config_lib.override(cfg, architecture="msg-progan-bmsg")
+    with pytest.raises(UserError, match="does not apply to msg-progan-bmsg"):
+        config_lib.override(bmsg, mbstd="every")

@@ -118,11 +118,14 @@ def test_dry_run_prints_resolved_config(capsys, data):
             "--kimg=2",
             "--lr=0.001",
             "--mirror=1",
+            "--combine=lin_cat",
+            "--mbstd=4x4",
             "--dry-run",
         ]
     )
     cfg = config_lib.Config.from_json(capsys.readouterr().out)
     assert (cfg.total_kimg, cfg.lr, cfg.mirror) == (2.0, 0.001, True)
+    assert (cfg.combine, cfg.mbstd) == ("lin_cat", "4x4")
 
 
 def test_xla_modes(capsys, data, monkeypatch):

@@ -74,6 +74,30 @@ def test_mbstd_in_every_msg_block_and_only_4x4_in_stylegan():
     assert D.epilogue.mbstd
 
 
+@pytest.mark.parametrize(
+    "architecture, mbstd, in_blocks",
+    [
+        ("msg", "4x4", False),
+        ("stylegan", "every", True),
+        ("msg", "auto", True),
+        ("msg-progan", "every", True),
+    ],
+)
+def test_mbstd_placement_is_an_ablation_switch(architecture, mbstd, in_blocks):
+    cfg = tiny_config(32, architecture=architecture, mbstd=mbstd)
+    G, D = build_networks(cfg)
+    assert [b.mbstd for b in D.blocks] == [in_blocks] * 3
+    assert D.epilogue.mbstd
+    # The feature map it adds widens each block's first conv by one input.
+    conv = D.blocks[0].conv0.kernel.shape[2]
+    assert conv == D.blocks[0].channels + int(in_blocks)
+    assert D.get_config()["mbstd"] == mbstd
+    logits = D(G(np.zeros((4, 16), "float32"))[-D.num_inputs :])
+    assert tuple(logits.shape) == (4, 1)
+    with pytest.raises(ValueError, match="mbstd must be one of"):
+        Discriminator(32, mbstd="first")
+
+
 def test_bad_inputs_are_clear_errors():
     G, D = build_networks(tiny_config(32))
     z = np.zeros((4, 16), "float32")
