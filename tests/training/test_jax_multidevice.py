@@ -81,13 +81,14 @@ for n in (1, 2):
     (record,) = jits
     args = record["args"]
     hlo = record["jitted"].lower(*args).compile().as_text()
+    (reals_in,) = [a for a in args if getattr(a, "dtype", None) == np.uint8]
     weight = state.G.trainable_variables[0].value
     out[n] = {
         "start": start,
         "stats": stats,
         "after": training_loop.snapshot_data(state, cfg, 16, 2),
-        "reals_devices": len(args[1].sharding.device_set),
-        "reals_shards": [s.data.shape for s in args[1].addressable_shards],
+        "reals_devices": len(reals_in.sharding.device_set),
+        "reals_shards": [s.data.shape for s in reals_in.addressable_shards],
         "weight_devices": len(weight.sharding.device_set),
         "hlo_u8_shapes": sorted(set(re.findall(r"u8\[[0-9,]*\]", hlo))),
     }

@@ -324,7 +324,10 @@ class _Vars:
                 if i < len(old) and x is old[i]:
                     arrays[i] = self.last[key][i]
                 else:
-                    arrays[i] = _put(x, sharding)
+                    # A copy of its own: the step donates it, and G and Gs
+                    # hold one array after copy_weights (device_put may
+                    # place a replica in the very buffer it was given).
+                    arrays[i] = _put(jnp.array(x, copy=True), sharding)
                     moved += 1
         return values, moved
 
@@ -405,8 +408,9 @@ def make_train_step(state, cfg, strategy, resolution=None):
         scaled = precision.scaled(total, g_scale.read(s["g_opt"]))
         return scaled, (stats, w_mean)
 
-    def train_step(s, reals_u8, step, alpha, latents, with_reg):
+    def train_step(s, gs_ntv, reals_u8, step, alpha, latents, with_reg):
         compiled.traces += 1
+        s = dict(s, gs_ntv=gs_ntv)
         rng = step_lib.StepRandom(cfg.seed, step)
         if latents is None:
             latents = step_lib.draw_latents(cfg, rng, noise_res, batch)
@@ -416,7 +420,6 @@ def make_train_step(state, cfg, strategy, resolution=None):
             step_lib.draw_mixing(cfg, rng, p, batch, G.num_ws_used(res))
             for p in (step_lib.MIX_D, step_lib.MIX_G)
         )
-        s = dict(s)
         gk = dict(mixing=mix_d, resolution=res, alpha=alpha)
         _, imgs = _generate(
             G, s["g_tv"], s["g_ntv"], lat["z_d"], lat["noise_d"], **gk
@@ -444,10 +447,20 @@ def make_train_step(state, cfg, strategy, resolution=None):
         )
         return s, {**d_stats, **g_stats, **step_lib.skip_stats(d_ok, g_ok)}
 
-    # No buffer donation: G and Gs may share arrays after copy_weights.
-    # The new state and the statistics come back replicated.
+    # The state's buffers are donated: XLA writes the new weights and Adam
+    # moments into them instead of allocating a second copy of the state
+    # each step (the demo step ~4% faster on a 2-core CPU; on a GPU, one
+    # state's memory less). Not Gs's non-trainable state, which only copies
+    # G's (nothing could be written into it). `_Vars.placed` gives the step
+    # buffers of its own (G and Gs share arrays after copy_weights), and
+    # `_Vars.write` hands the new ones to the Keras variables before
+    # anything reads them. The new state and the statistics come back
+    # replicated.
     jitted = jax.jit(
-        train_step, static_argnums=(5,), out_shardings=strategy.replicated
+        train_step,
+        static_argnums=(6,),
+        donate_argnums=(0,),
+        out_shardings=strategy.replicated,
     )
     step = functools.partial(
         _call_step, cfg, strategy, jitted, _Vars(state), compiled
@@ -478,7 +491,10 @@ def _call_step(
     else:
         scalars = tuple(_put(x, strategy.replicated) for x in scalars)
     with_reg = bool(step_lib.regularizes(cfg, step_index))
-    values, stats = jitted(values, reals, *scalars, latents, with_reg)
+    gs_ntv = values.pop("gs_ntv")
+    values, stats = jitted(
+        values, gs_ntv, reals, *scalars, latents, with_reg
+    )
     variables.write(values)
     return {key: float(v) for key, v in stats.items()}
 
