@@ -492,9 +492,7 @@ def _call_step(
         scalars = tuple(_put(x, strategy.replicated) for x in scalars)
     with_reg = bool(step_lib.regularizes(cfg, step_index))
     gs_ntv = values.pop("gs_ntv")
-    values, stats = jitted(
-        values, gs_ntv, reals, *scalars, latents, with_reg
-    )
+    values, stats = jitted(values, gs_ntv, reals, *scalars, latents, with_reg)
     variables.write(values)
     return {key: float(v) for key, v in stats.items()}
 
