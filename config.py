@@ -383,6 +383,37 @@ def override(cfg, **changes):
     return cfg
 
 
+# The fields that make the networks (their weights' shapes, or what the
+# weights mean): a snapshot resumes only into a config that agrees on them.
+NETWORK_FIELDS = (
+    "architecture",
+    "img_resolution",
+    "img_channels",
+    "z_dim",
+    "w_dim",
+    "mapping_layers",
+    "channel_base",
+    "channel_max",
+    "mbstd_num_features",
+    "combine",
+    "mbstd",
+    "spectral_norm",
+    "pixel_norm",
+    "equalized_lr",
+    "progressive",
+)
+
+
+def network_differences(cfg, other):
+    """The NETWORK_FIELDS on which two configs differ, as 'field=value'
+    of `other` (e.g. a snapshot's) against `cfg`'s value."""
+    return [
+        f"{f}={getattr(other, f)!r} (here {getattr(cfg, f)!r})"
+        for f in NETWORK_FIELDS
+        if getattr(cfg, f) != getattr(other, f)
+    ]
+
+
 def check_name(field, name, names):
     """A UserError unless `name` is one of `names`, listing the valid ones."""
     if name not in names:

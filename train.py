@@ -301,6 +301,25 @@ def resolve_config(args):
     return cfg
 
 
+def check_resume(cfg, path):
+    """The snapshot loads and its networks are this config's, or a
+    UserError before any run directory is made."""
+    from msg_stylegan import snapshot
+
+    data = snapshot.load(path)
+    try:
+        trained = config_lib.Config.from_json(data["config"])
+    except (TypeError, ValueError) as e:
+        raise UserError(f"--resume: snapshot '{path}' has a bad config: {e}")
+    differ = config_lib.network_differences(cfg, trained)
+    if differ:
+        raise UserError(
+            f"--resume: snapshot '{path}' has other networks: "
+            + ", ".join(differ)
+            + "; resume with the config and flags it was trained with"
+        )
+
+
 def find_latest(outdir, config_name):
     """The newest snapshot of the newest run of `config_name` in outdir."""
     from msg_stylegan.snapshot import snapshot_order
@@ -353,9 +372,7 @@ def main(argv=None):
 
         find_weights()
     if resume:
-        from msg_stylegan import snapshot
-
-        snapshot.load(resume)
+        check_resume(cfg, resume)
     from training import backends
 
     if cluster is not None:

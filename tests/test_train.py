@@ -12,6 +12,7 @@ import config as config_lib
 import train
 from datasets import dataset_tool
 from dnnlib.util import UserError
+from msg_stylegan import snapshot
 from tests.helpers import SUBPROCESS_DEADLINE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +104,20 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, data, monkeypatch):
         capsys,
         "no snapshot of config",
     )
+    # A snapshot of other networks is refused before a run directory.
+    other = tmp_path / "other.pkl"
+    demo_cfg = config_lib.get_config("msg-stylegan-demo")
+    trained = config_lib.override(demo_cfg, mbstd="4x4", combine="simple")
+    nets = {"G": {}, "D": {}, "Gs": {}}
+    snapshot.save(other, {"config": trained.to_json(), **nets})
+    _fails(
+        ok + [f"--resume={other}"],
+        capsys,
+        "has other networks: combine='simple' (here 'cat_lin'), "
+        "mbstd='4x4' (here 'auto')",
+    )
+    snapshot.save(other, {"config": '{"z_dim": "x", "lr"', **nets})
+    _fails(ok + [f"--resume={other}"], capsys, "has a bad config")
     _fails(ok + ["--metrics=fid5k"], capsys, "fid5k")
     # --metrics without Inception weights stops before training starts.
     monkeypatch.setenv("MSG_STYLEGAN_INCEPTION", str(tmp_path / "none.npz"))
