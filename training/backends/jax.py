@@ -449,7 +449,7 @@ def make_train_step(state, cfg, strategy, resolution=None):
 
     # The state's buffers are donated: XLA writes the new weights and Adam
     # moments into them instead of allocating a second copy of the state
-    # each step (the demo step ~4% faster on a 2-core CPU; on a GPU, one
+    # each step (the demo step 2-4% faster on a 2-core CPU; on a GPU, one
     # state's memory less). Not Gs's non-trainable state, which only copies
     # G's (nothing could be written into it). `_Vars.placed` gives the step
     # buffers of its own (G and Gs share arrays after copy_weights), and
